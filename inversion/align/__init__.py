@@ -1,0 +1,7 @@
+"""Photos in, aligned faces out, edited faces back: detection, landmarks, FFHQ-style alignment, paste-back."""
+from .aligner import AlignedFace, align_face, align_faces, apply_transform
+from .detection import Detection, detect_boxes, detect_faces
+from .templates import TEMPLATES, AlignmentTemplate, get_template
+
+__all__ = ["AlignedFace", "AlignmentTemplate", "Detection", "TEMPLATES", "align_face", "align_faces",
+           "apply_transform", "detect_boxes", "detect_faces", "get_template"]
