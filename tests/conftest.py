@@ -1,0 +1,33 @@
+"""Shared fixtures: golden files copied from the official implementations and tiny generators."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+def make_tiny_generator(seed: int = 0, resolution: int = 16):
+    """A small random generator (num_ws = 2*log2(res)-2) with a w_avg that is not zero."""
+    from editkit.networks import Generator
+
+    torch.manual_seed(seed)
+    G = Generator(z_dim=16, w_dim=16, resolution=resolution, channel_base=256, channel_max=16)
+    with torch.no_grad():
+        G.mapping(torch.randn(256, 16), update_w_avg=False)
+        G.mapping.w_avg.copy_(G.mapping(torch.randn(512, 16))[:, 0].mean(0))
+    return G.eval().requires_grad_(False)
+
+
+@pytest.fixture
+def tiny_generator():
+    return make_tiny_generator()
