@@ -5,3 +5,6 @@ from .templates import TEMPLATES, AlignmentTemplate, get_template
 
 __all__ = ["AlignedFace", "AlignmentTemplate", "Detection", "TEMPLATES", "align_face", "align_faces",
            "apply_transform", "detect_boxes", "detect_faces", "get_template"]
+from .paste import face_mask, paste_back, paste_mask  # noqa: E402
+
+__all__ += ["face_mask", "paste_back", "paste_mask"]

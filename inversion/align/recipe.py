@@ -51,11 +51,13 @@ def quad_to_matrix(quad: np.ndarray, size: int) -> np.ndarray:
 
 
 def warp_quad(image: np.ndarray, quad: np.ndarray, size: int, supersample: int = 4,
-              padding: bool = True) -> tuple[np.ndarray, np.ndarray]:
+              padding: bool = True) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
     """Cut the oriented square ``quad`` out of ``image`` as a ``size``×``size`` RGB crop.
 
-    Returns ``(crop, effective_quad)``; ``effective_quad`` is the quad the crop really samples
-    (it differs from ``quad`` by the half-pixel offset of the recipe's shrink step).
+    Returns ``(crop, effective_quad, valid_box)``: ``effective_quad`` is the quad the crop really
+    samples (it differs from ``quad`` by the half-pixel offset of the recipe's shrink step);
+    ``valid_box`` (x0, y0, x1, y1, photo pixels) bounds the photo pixels the padding blur left
+    untouched (the recipe also blurs real pixels within a third of the padding width of the edge).
     """
     img = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB")
     quad = np.asarray(quad, dtype=np.float64).copy()
@@ -89,6 +91,7 @@ def warp_quad(image: np.ndarray, quad: np.ndarray, size: int, supersample: int =
     hi = np.ceil(quad.max(axis=0)).astype(int)
     pad = (max(-lo[0] + border, 0), max(-lo[1] + border, 0),
            max(hi[0] - img.size[0] + border, 0), max(hi[1] - img.size[1] + border, 0))
+    valid = None
     if padding and max(pad) > border - 4:
         pad = np.maximum(pad, int(np.rint(qsize * 0.3)))
         arr = np.pad(np.float32(img), ((pad[1], pad[3]), (pad[0], pad[2]), (0, 0)), "reflect")
@@ -102,6 +105,9 @@ def warp_quad(image: np.ndarray, quad: np.ndarray, size: int, supersample: int =
         img = Image.fromarray(np.uint8(np.clip(np.rint(arr), 0, 255)), "RGB")
         quad += pad[:2]
         offset -= pad[:2]
+        lo_ok = np.array([pad[0], pad[1]]) * 4.0 / 3.0
+        hi_ok = np.array([w - 1 - pad[2] * 4.0 / 3.0, h - 1 - pad[3] * 4.0 / 3.0])
+        valid = np.concatenate([(lo_ok + offset + 0.5) * scale - 0.5, (hi_ok + offset + 0.5) * scale - 0.5])
 
     # High-resolution quad transform, then downsample.
     out = img.transform((transform_size, transform_size), Image.Transform.QUAD, (quad + 0.5).flatten(), _BILINEAR)
@@ -109,4 +115,6 @@ def warp_quad(image: np.ndarray, quad: np.ndarray, size: int, supersample: int =
         out = out.resize((size, size), _LANCZOS)
     # Working index i is original continuous (i + offset + 0.5) * scale.
     effective = (quad + offset + 0.5) * scale - 0.5
-    return np.asarray(out, dtype=np.uint8), effective
+    if valid is None:
+        valid = np.array([0.0, 0.0, image.shape[1] - 1.0, image.shape[0] - 1.0])
+    return np.asarray(out, dtype=np.uint8), effective, tuple(float(v) for v in valid)
