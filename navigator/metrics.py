@@ -1,0 +1,157 @@
+"""The paper's two metrics (contrafeat.md §5) for any navigator and any attribute predictor, and a
+heat-map picture of the responses drawn with numpy + PIL.
+
+A predictor is any callable ``images [N, 3, H, W] in [-1, 1] -> [N, A]`` scores.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from editkit.atomic import atomic_path
+
+from .model import Navigator
+
+Predictor = Callable[[torch.Tensor], torch.Tensor]
+
+
+@torch.no_grad()
+def attribute_responses(G, nav: Navigator, predictor: Predictor, n_samples: int = 500, strength: float = 0.25,
+                        truncation: float = 0.5, batch_size: int = 16, seed: int = 0,
+                        directions: Sequence[int] | None = None, standardize: bool = True,
+                        progress: bool = False) -> torch.Tensor:
+    """r [K, A]: mean over ``n_samples`` codes (truncation 0.5, constant noise) of
+    f(G(w + s·D_k)) − f(G(w − s·D_k)).
+
+    With ``standardize`` each attribute is divided by its standard deviation over the unedited
+    samples, so attributes in different units (degrees, ratios) are comparable.
+    """
+    from rich.progress import Progress
+    dev = G.w_avg.device
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n_samples, G.z_dim, generator=gen)
+    ks = list(range(nav.num_directions)) if directions is None else list(directions)
+    nav = nav.to(dev)
+
+    def f(codes: torch.Tensor) -> torch.Tensor:
+        return predictor(G.synthesis(codes, noise_mode="const")).double().cpu()
+
+    sums, base = None, []
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("attribute responses", total=n_samples)
+        for i in range(0, n_samples, batch_size):
+            ws = G.mapping(z[i:i + batch_size].to(dev), truncation_psi=truncation)
+            if standardize:
+                base.append(f(ws))
+            diffs = torch.stack([torch.nan_to_num(f(nav.edit(ws, k, strength)) - f(nav.edit(ws, k, -strength)))
+                                 .sum(0) for k in ks])
+            sums = diffs if sums is None else sums + diffs
+            bar.update(task, advance=ws.shape[0])
+    r = sums / n_samples
+    if standardize:
+        b = torch.cat(base)
+        std = torch.tensor(np.nanstd(b.numpy(), axis=0, ddof=1))
+        r = r / torch.where(torch.isfinite(std) & (std > 0), std, torch.ones_like(std))
+    return r.float()
+
+
+def normalized_responses(R: torch.Tensor) -> torch.Tensor:
+    """|R| with each row divided by its maximum (rows that are all zero stay zero)."""
+    A = R.abs().float()
+    m = A.max(dim=1, keepdim=True).values
+    return torch.where(m > 0, A / m.clamp_min(1e-30), torch.zeros_like(A))
+
+
+def disentanglement_score(R: torch.Tensor, top: int | None = None) -> float:
+    """Mean over the first ``top`` directions of 1 − (second-largest normalised response).
+
+    A direction with no response at all counts 0.
+    """
+    N = normalized_responses(R[:top] if top else R)
+    if N.shape[1] < 2:
+        return 1.0
+    second = N.topk(2, dim=1).values[:, 1]
+    dead = N.max(dim=1).values == 0
+    return float(torch.where(dead, torch.zeros_like(second), 1 - second).mean())
+
+
+def discovered_attributes(R: torch.Tensor, top: int | None = None) -> int:
+    """Number of distinct attributes that are the largest response of at least one of the first
+    ``top`` directions (directions with no response are ignored)."""
+    A = R[:top] if top else R
+    A = A.abs()
+    alive = A.max(dim=1).values > 0
+    return len(set(int(i) for i in A.argmax(dim=1)[alive]))
+
+
+def summarize(R: torch.Tensor, names: Sequence[str], order: Sequence[int] | None = None, top: int | None = None,
+              per_direction: int = 3) -> dict:
+    """The evaluation record: scores, per-direction top attributes and the matrices (JSON-able)."""
+    order = list(range(R.shape[0])) if order is None else list(order)
+    Ro = R[order]
+    N = normalized_responses(Ro)
+    rows = []
+    for i, k in enumerate(order):
+        idx = torch.argsort(N[i], descending=True)[:per_direction]
+        rows.append({"direction": int(k),
+                     "top": [{"attribute": names[j], "normalized": float(N[i, j]), "response": float(Ro[i, j])}
+                             for j in idx.tolist()]})
+    return {"disentanglement_score": disentanglement_score(Ro, top),
+            "discovered_attributes": discovered_attributes(Ro, top),
+            "top": top or R.shape[0], "order": order, "attributes": list(names),
+            "responses": Ro.tolist(), "normalized": N.tolist(), "directions": rows}
+
+
+# -- heat map without matplotlib -------------------------------------------------------------------
+
+_VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64)
+
+
+def colormap(values: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] -> uint8 RGB (a 5-stop viridis approximation)."""
+    v = np.clip(np.nan_to_num(values), 0, 1) * (len(_VIRIDIS) - 1)
+    i = np.minimum(v.astype(int), len(_VIRIDIS) - 2)
+    t = (v - i)[..., None]
+    return (_VIRIDIS[i] * (1 - t) + _VIRIDIS[i + 1] * t).round().astype(np.uint8)
+
+
+def heatmap_image(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], cell: int = 22,
+                  title: str | None = None) -> np.ndarray:
+    """A labelled heat map (rows × columns, values in [0, 1]) as a uint8 RGB array."""
+    from PIL import Image, ImageDraw, ImageFont
+    font = ImageFont.load_default()
+    m = np.asarray(matrix, dtype=np.float64)
+    R, C = m.shape
+    left = 8 + 7 * max((len(s) for s in row_labels), default=1)
+    top_h = 8 + 7 * max((len(s) for s in col_labels), default=1) + (16 if title else 0)
+    W, H = left + C * cell + 8, top_h + R * cell + 8
+    img = Image.new("RGB", (W, H), "white")
+    cells = colormap(m).repeat(cell, 0).repeat(cell, 1)
+    img.paste(Image.fromarray(cells), (left, top_h))
+    d = ImageDraw.Draw(img)
+    if title:
+        d.text((4, 2), title, fill="black", font=font)
+    for r, s in enumerate(row_labels):
+        d.text((4, top_h + r * cell + cell // 2 - 5), s, fill="black", font=font)
+    for c, s in enumerate(col_labels):
+        lab = Image.new("RGB", (7 * len(s) + 6, 12), "white")
+        ImageDraw.Draw(lab).text((2, 0), s, fill="black", font=font)
+        lab = lab.rotate(90, expand=True)
+        img.paste(lab, (left + c * cell + (cell - lab.width) // 2, top_h - lab.height - 4))
+    for r in range(R):
+        for c in range(C):
+            d.text((left + c * cell + 3, top_h + r * cell + cell // 2 - 5), f"{m[r, c]:.1f}"[-3:],
+                   fill="white" if m[r, c] < 0.6 else "black", font=font)
+    return np.array(img)
+
+
+def save_heatmap(path: str | Path, matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
+                 title: str | None = None) -> Path:
+    """Write :func:`heatmap_image` as a PNG, atomically."""
+    from PIL import Image
+    with atomic_path(path) as tmp:
+        Image.fromarray(heatmap_image(matrix, row_labels, col_labels, title=title)).save(tmp, format="PNG")
+    return Path(path)

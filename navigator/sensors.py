@@ -1,0 +1,131 @@
+"""Frozen feature networks ("sensors") that turn images in [-1, 1] into a list of feature maps.
+
+* ``alexnet``: torchvision AlexNet with ImageNet weights, outputs of its 5 ReLU stages, fed the raw
+  generator image (no ImageNet normalisation) at full resolution — the paper's setting;
+* ``vgg16``: torchvision VGG16 with ImageNet weights, relu1_2 … relu5_3 (the LPIPS stages);
+* ``discriminator``: the block outputs of the generator's own discriminator (``D.features``);
+* ``random-alexnet``: AlexNet with a seeded random initialisation (no weights needed).
+
+ImageNet weights are never downloaded: they come from a path given by the user or from the
+torch hub cache (``$TORCH_HOME/hub/checkpoints``); otherwise :class:`MissingWeightsError`.
+Images smaller than ``min_size`` (64 px; AlexNet's pooling needs it) are upsampled bilinearly.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from editkit.errors import CheckpointError, MissingWeightsError, UsageError
+
+SENSORS = ("alexnet", "vgg16", "discriminator", "random-alexnet")
+IMAGENET_FILES = {"alexnet": "alexnet-owt-7be5be79.pth", "vgg16": "vgg16-397923af.pth"}
+# Indices (into ``features``) after which a stage ends: the ReLUs.
+_STAGE_ENDS = {"alexnet": (1, 4, 7, 9, 11), "vgg16": (3, 8, 15, 22, 29)}
+
+
+def imagenet_weights_path(arch: str, path: str | Path | None = None) -> Path:
+    """The local ImageNet weight file for ``arch``: ``path`` if given, else the torch hub cache."""
+    fname = IMAGENET_FILES[arch]
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise MissingWeightsError(f"{arch} ImageNet weights not found (expected torchvision's {fname})", path=p)
+        return p
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / fname
+    if hub.is_file():
+        return hub
+    raise MissingWeightsError(
+        f"the {arch} sensor needs torchvision's ImageNet weights {fname}; put the file at {hub} "
+        f"(or set TORCH_HOME, or pass its path), or use --sensor random-alexnet / discriminator")
+
+
+class FeatureSensor(nn.Module):
+    """A torchvision ``features`` stack cut after each ReLU stage; returns the list of stage outputs."""
+
+    def __init__(self, features: nn.Sequential, stage_ends: tuple[int, ...], name: str, min_size: int = 64):
+        super().__init__()
+        self.stages = nn.ModuleList()
+        start = 0
+        for end in stage_ends:
+            self.stages.append(nn.Sequential(*[features[i] for i in range(start, end + 1)]))
+            start = end + 1
+        for m in self.modules():
+            if isinstance(m, nn.ReLU):
+                m.inplace = False
+        self.name, self.min_size = name, min_size
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, img: torch.Tensor) -> list[torch.Tensor]:
+        if min(img.shape[-2:]) < self.min_size:
+            scale = self.min_size / min(img.shape[-2:])
+            size = (round(img.shape[-2] * scale), round(img.shape[-1] * scale))
+            img = F.interpolate(img, size=size, mode="bilinear", align_corners=False)
+        out, x = [], img
+        for stage in self.stages:
+            x = stage(x)
+            out.append(x)
+        return out
+
+    def train(self, mode: bool = True) -> "FeatureSensor":  # frozen: always eval
+        return super().train(False)
+
+
+class DiscriminatorSensor(nn.Module):
+    """The block outputs of a StyleGAN2 discriminator (``D.features``)."""
+
+    def __init__(self, D: nn.Module):
+        super().__init__()
+        if not hasattr(D, "features"):
+            raise UsageError("the discriminator sensor needs a discriminator with .features()")
+        self.D, self.name = D, "discriminator"
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, img: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.D.features(img))
+
+    def train(self, mode: bool = True) -> "DiscriminatorSensor":
+        return super().train(False)
+
+
+def _torchvision_model(arch: str) -> nn.Module:
+    import torchvision
+    return getattr(torchvision.models, arch)(weights=None)
+
+
+def imagenet_sensor(arch: str, weights: str | Path | None = None) -> FeatureSensor:
+    """AlexNet or VGG16 with ImageNet weights from a local file (see :func:`imagenet_weights_path`)."""
+    path = imagenet_weights_path(arch, weights)
+    model = _torchvision_model(arch)
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(sd, strict=True)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"not torchvision {arch} ImageNet weights ({exc})", path=path) from None
+    return FeatureSensor(model.features, _STAGE_ENDS[arch], arch)
+
+
+def random_alexnet(seed: int = 0) -> FeatureSensor:
+    """AlexNet with torchvision's initialisation drawn from ``seed`` (global RNG left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = _torchvision_model("alexnet")
+    return FeatureSensor(model.features, _STAGE_ENDS["alexnet"], "random-alexnet")
+
+
+def build_sensor(name: str, weights: str | Path | None = None, discriminator: nn.Module | None = None,
+                 seed: int = 0) -> nn.Module:
+    """A frozen sensor by name (one of :data:`SENSORS`)."""
+    if name in ("alexnet", "vgg16"):
+        return imagenet_sensor(name, weights)
+    if name == "random-alexnet":
+        return random_alexnet(seed)
+    if name == "discriminator":
+        if discriminator is None:
+            raise UsageError("--sensor discriminator needs a network file that contains a discriminator")
+        return DiscriminatorSensor(discriminator)
+    raise UsageError(f"unknown sensor {name!r}; choose one of {', '.join(SENSORS)}")

@@ -1,0 +1,146 @@
+"""Traversals: frames along a direction, grids, looping GIFs, ordering by perceptual magnitude and
+removal of near-duplicate directions."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from editkit.atomic import atomic_path
+
+from .losses import layer_similarity, normalize_features
+from .model import Navigator
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[N, 3, H, W] in [-1, 1] -> [N, H, W, 3] uint8."""
+    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _as_batch(ws: torch.Tensor) -> torch.Tensor:
+    return ws[None] if ws.dim() == 2 else ws
+
+
+def strengths(strength: float | tuple[float, float], frames: int) -> torch.Tensor:
+    """``frames`` evenly spaced strengths across [-s, s] (or [lo, hi])."""
+    lo, hi = (-abs(strength), abs(strength)) if isinstance(strength, (int, float)) else strength
+    return torch.linspace(float(lo), float(hi), int(frames))
+
+
+@torch.no_grad()
+def traversal_frames(G, nav: Navigator, ws: torch.Tensor, k: int, strength: float | tuple[float, float] = 1.0,
+                     frames: int = 9, noise_mode: str = "const", batch_size: int = 8) -> np.ndarray:
+    """Frames of ``ws`` (one code [L, w_dim] or [1, L, w_dim]) edited along direction k across
+    [-strength, +strength]: uint8 [frames, H, W, 3]."""
+    w = _as_batch(ws)[:1]
+    dev = w.device
+    s = strengths(strength, frames).to(dev)
+    codes = nav.to(dev).edit(w.expand(len(s), -1, -1), k, s)
+    out = [G.synthesis(codes[i:i + batch_size], noise_mode=noise_mode) for i in range(0, len(codes), batch_size)]
+    return to_uint8(torch.cat(out))
+
+
+def _resize(frames: np.ndarray, size: int | None) -> np.ndarray:
+    if size is None or frames.shape[1] == size:
+        return frames
+    t = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    t = F.interpolate(t, size=(size, size), mode="area" if size < frames.shape[1] else "bilinear",
+                      align_corners=None if size < frames.shape[1] else False)
+    return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def traversal_grid(G, nav: Navigator, ws: torch.Tensor, directions: Sequence[int] | None = None,
+                   strength: float = 1.0, frames: int = 7, cell_size: int | None = None,
+                   noise_mode: str = "const") -> np.ndarray:
+    """One row per (direction, code), one column per strength: uint8 [rows·S, frames·S, 3]."""
+    ks = list(range(nav.num_directions)) if directions is None else list(directions)
+    rows = []
+    for k in ks:
+        for w in _as_batch(ws):
+            f = _resize(traversal_frames(G, nav, w, k, strength, frames, noise_mode), cell_size)
+            rows.append(np.concatenate(list(f), axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def save_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write a uint8 H×W×3 array as PNG, atomically."""
+    from PIL import Image
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+    return Path(path)
+
+
+def pingpong(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Forward then back without repeating the end frames: 0..n-1, n-2..1."""
+    frames = list(frames)
+    return frames + frames[-2:0:-1] if len(frames) > 2 else frames
+
+
+def save_gif(path: str | Path, frames: Sequence[np.ndarray], duration_ms: float = 100.0) -> Path:
+    """A looping GIF that plays forward then back, ``duration_ms`` per frame (imageio v3: milliseconds)."""
+    import imageio.v3 as iio
+    seq = pingpong(frames)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.stack(seq), extension=".gif", duration=duration_ms, loop=0)
+    return Path(path)
+
+
+def _features(sensor: Callable, images: torch.Tensor) -> list[torch.Tensor]:
+    return [normalize_features(f.float()) for f in sensor(images)]
+
+
+@torch.no_grad()
+def perceptual_magnitude(G, nav: Navigator, ws: torch.Tensor, sensor: Callable, strength: float = 1.0,
+                         noise_mode: str = "const") -> torch.Tensor:
+    """[K]: mean LPIPS-style distance between G(w − s·D_k) and G(w + s·D_k) over the codes ``ws``
+    (per-position normalised sensor features, squared difference averaged over positions, summed
+    over layers)."""
+    w = _as_batch(ws)
+    mags = []
+    for k in range(nav.num_directions):
+        imgs = G.synthesis(torch.cat([nav.edit(w, k, -strength), nav.edit(w, k, strength)]), noise_mode=noise_mode)
+        fa, fb = zip(*[f.chunk(2) for f in _features(sensor, imgs)])
+        d = sum(((a - b) ** 2).sum(1).mean(dim=(1, 2)) for a, b in zip(fa, fb))
+        mags.append(d.mean())
+    return torch.stack(mags).cpu()
+
+
+def order_by_magnitude(magnitudes: torch.Tensor) -> list[int]:
+    """Direction indices, largest perceptual magnitude first."""
+    return [int(i) for i in torch.argsort(magnitudes, descending=True, stable=True)]
+
+
+@torch.no_grad()
+def variation_overlap(G, nav: Navigator, ws: torch.Tensor, sensor: Callable, strength: float = 1.0,
+                      noise_mode: str = "const") -> torch.Tensor:
+    """[K, K]: mean over codes and over sensor layers of σ(Δ_j, Δ_k) (in [0, 1]), Δ_k the variation
+    between G(w + s/2·D_k) and G(w − s/2·D_k)."""
+    w = _as_batch(ws)
+    deltas = []
+    for k in range(nav.num_directions):
+        imgs = G.synthesis(torch.cat([nav.edit(w, k, strength / 2), nav.edit(w, k, -strength / 2)]),
+                           noise_mode=noise_mode)
+        deltas.append([a - b for a, b in (f.float().chunk(2) for f in sensor(imgs))])
+    K = nav.num_directions
+    out = torch.zeros(K, K)
+    for j in range(K):
+        for k in range(K):
+            if j <= k:
+                sims = [layer_similarity(a, b).mean() for a, b in zip(deltas[j], deltas[k])]
+                out[j, k] = out[k, j] = (sum(sims) / len(sims)).cpu()
+    return out
+
+
+def remove_near_duplicates(overlap: torch.Tensor, order: Sequence[int] | None = None, threshold: float = 0.5) -> list[int]:
+    """Walk ``order`` (default 0..K-1) and keep a direction unless its overlap with an already kept
+    one exceeds ``threshold``."""
+    order = list(range(overlap.shape[0])) if order is None else list(order)
+    kept: list[int] = []
+    for k in order:
+        if all(float(overlap[k, j]) <= threshold for j in kept):
+            kept.append(k)
+    return kept
