@@ -41,16 +41,21 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
     """
     n, c, h, w = x.shape
     px0, px1, py0, py1 = padding
+    f = f.to(x.dtype) * (gain ** (f.ndim / 2))
+    if not flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    sep = _separate(f)
+    if up == 1 and down == 1 and sep is not None and px0 == px1 >= 0 and py0 == py1 >= 0:
+        # common case (blur after a transposed conv): let the convolution do the zero padding
+        fy, fx = sep
+        x = F.conv2d(x, fx.reshape(1, 1, 1, -1).expand(c, 1, 1, fx.numel()), padding=(0, px0), groups=c)
+        return F.conv2d(x, fy.reshape(1, 1, -1, 1).expand(c, 1, fy.numel(), 1), padding=(py0, 0), groups=c)
     if up > 1:
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(n, c, h * up, w * up)
     x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
     x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
-    f = f.to(x.dtype) * (gain ** (f.ndim / 2))
-    if not flip_filter:
-        f = f.flip(list(range(f.ndim)))
-    sep = _separate(f)
     if sep is not None:
         fy, fx = sep
         x = F.conv2d(x, fx.reshape(1, 1, 1, -1).expand(c, 1, 1, fx.numel()), groups=c)
@@ -75,20 +80,33 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2, gain: float = 
 
 
 def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, act: str = "linear", gain: float | None = None,
-             clamp: float | None = None, alpha: float = 0.2) -> torch.Tensor:
-    """Bias, activation ('linear' or 'lrelu'), gain and clamp along dim 1 (NVIDIA ``bias_act``)."""
-    if b is not None:
-        x = x + b.reshape([-1 if i == 1 else 1 for i in range(x.ndim)])
-    if act == "lrelu":
-        x = F.leaky_relu(x, alpha)
-        gain = SQRT2 if gain is None else gain
-    elif act != "linear":
+             clamp: float | None = None, alpha: float = 0.2, inplace: bool = False) -> torch.Tensor:
+    """Bias, activation ('linear' or 'lrelu'), gain and clamp along dim 1 (NVIDIA ``bias_act``).
+
+    ``inplace`` reuses ``x``'s memory; it is ignored when autograd needs ``x``.
+    """
+    if act not in ("linear", "lrelu"):
         raise ValueError(f"unknown activation {act!r}")
-    gain = 1.0 if gain is None else gain
+    gain = (SQRT2 if act == "lrelu" else 1.0) if gain is None else gain
+    inplace = inplace and not (torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad)))
+    if not inplace:
+        if b is not None:
+            x = x + b.reshape([-1 if i == 1 else 1 for i in range(x.ndim)])
+        if act == "lrelu":
+            x = F.leaky_relu(x, alpha)
+        if gain != 1:
+            x = x * gain
+        if clamp is not None and clamp >= 0:
+            x = x.clamp(-clamp, clamp)
+        return x
+    if b is not None:
+        x.add_(b.reshape([-1 if i == 1 else 1 for i in range(x.ndim)]))
+    if act == "lrelu":
+        F.leaky_relu_(x, alpha)
     if gain != 1:
-        x = x * gain
+        x.mul_(gain)
     if clamp is not None and clamp >= 0:
-        x = x.clamp(-clamp, clamp)
+        x.clamp_(-clamp, clamp)
     return x
 
 
@@ -156,14 +174,11 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     if x.dtype == torch.float16 and demodulate:  # pre-normalise against fp16 overflow (as NVIDIA)
         weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
-    if fused is None:
-        fused = n == 1
+    if fused is None:  # fold styles into the weights only where weights are smaller than activations
+        fused = n == 1 and weight.numel() <= x[0].numel()
     dcoefs = None
-    w = None
-    if demodulate or fused:
-        w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
+    if demodulate:  # sum_ik (W_oik s_i)^2 = s^2 . sum_k W_oik^2: a matrix product instead of a 5-D tensor
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
     if not fused:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, padding=padding, flip_weight=flip_weight)
@@ -172,6 +187,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         if noise is not None:
             x = x + noise.to(x.dtype)
         return x
+    w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
     if demodulate:
         w = w * dcoefs.reshape(n, -1, 1, 1, 1)
     x = x.reshape(1, -1, *x.shape[2:])
