@@ -98,23 +98,36 @@ def _torchvision_model(arch: str) -> nn.Module:
 
 
 def imagenet_sensor(arch: str, weights: str | Path | None = None) -> FeatureSensor:
-    """AlexNet or VGG16 with ImageNet weights from a local file (see :func:`imagenet_weights_path`)."""
+    """AlexNet or VGG16 with ImageNet weights from a local file (see :func:`imagenet_weights_path`).
+
+    Only the ``features.*`` tensors of the torchvision state dict are used (all must be present).
+    """
     path = imagenet_weights_path(arch, weights)
-    model = _torchvision_model(arch)
+    with torch.device("meta"):           # no time spent initialising weights that are overwritten
+        model = _torchvision_model(arch)
+    features = model.features.to_empty(device="cpu")
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(sd, strict=True)
+        features.load_state_dict({k[len("features."):]: v for k, v in sd.items() if k.startswith("features.")},
+                                 strict=True)
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"not torchvision {arch} ImageNet weights ({exc})", path=path) from None
-    return FeatureSensor(model.features, _STAGE_ENDS[arch], arch)
+    return FeatureSensor(features, _STAGE_ENDS[arch], arch)
 
 
 def random_alexnet(seed: int = 0) -> FeatureSensor:
-    """AlexNet with torchvision's initialisation drawn from ``seed`` (global RNG left untouched)."""
+    """AlexNet features with torchvision's default initialisation drawn from ``seed`` (the global RNG
+    is left untouched). The conv layers are initialised in construction order, so the result equals
+    the features of ``torchvision.models.alexnet()`` built right after ``torch.manual_seed(seed)``."""
+    with torch.device("meta"):
+        model = _torchvision_model("alexnet")
+    features = model.features.to_empty(device="cpu")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = _torchvision_model("alexnet")
-    return FeatureSensor(model.features, _STAGE_ENDS["alexnet"], "random-alexnet")
+        for m in features:
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+    return FeatureSensor(features, _STAGE_ENDS["alexnet"], "random-alexnet")
 
 
 def build_sensor(name: str, weights: str | Path | None = None, discriminator: nn.Module | None = None,
