@@ -13,6 +13,7 @@ from .errors import EditkitError
 # Each module registers its commands on ``editkit.cli_app`` objects when imported.
 COMMAND_MODULES = [
     "editkit.commands.models",
+    "editkit.commands.align",
 ]
 
 for _name in COMMAND_MODULES:
