@@ -14,6 +14,9 @@ from .errors import EditkitError
 COMMAND_MODULES = [
     "editkit.commands.models",
     "editkit.commands.align",
+    "editkit.commands.edit",
+    "editkit.commands.train_navigator",
+    "editkit.commands.evaluate",
 ]
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,111 @@
+"""``editkit evaluate``: the paper's disentanglement score and number of discovered attributes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..atomic import atomic_write_text, check_writable
+from ..cli_app import app
+from ..errors import UsageError
+from .train_navigator import resolve_device, resolve_generator
+
+BASELINES = ("ganspace", "sefa")
+
+
+def load_any_navigator(spec: str, G, num_directions: int, pca_samples: int):
+    """A navigator file / registered name, or a baseline built on the fly ('ganspace', 'sefa')."""
+    from navigator.bases import baseline_navigator
+    from navigator.io import load_navigator
+    from ..registry import resolve_weights
+
+    if spec in BASELINES:
+        return baseline_navigator(G, spec, num_directions, n_samples=pca_samples)
+    nav = load_navigator(resolve_weights(spec, "navigator"))
+    if (nav.num_ws, nav.w_dim) != (G.num_ws, G.w_dim):
+        raise UsageError(f"navigator is for W+ {nav.num_ws}x{nav.w_dim}, the generator has {G.num_ws}x{G.w_dim}")
+    return nav
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    generator: str = typer.Option(..., "--generator", "-g", help="Generator: network file, bundle folder or registered name."),
+    navigator: str = typer.Option(..., "--navigator", "-n", help="Navigator file or registered name, or a baseline: ganspace, sefa."),
+    out: Path = typer.Option(Path("evaluation"), "--out", "-o", help="Output folder for evaluation.json and heatmap.png."),
+    samples: int = typer.Option(500, "--samples", min=1, help="Codes per direction (paper: 500)."),
+    strength: float = typer.Option(0.25, "--strength", help="Edit strength s: responses compare w+s·D and w-s·D (paper: 0.1-0.3)."),
+    truncation: float = typer.Option(0.5, "--truncation", help="Truncation psi of the evaluation codes (paper: 0.5)."),
+    top: Optional[int] = typer.Option(None, "--top", help="K': score the first K' directions (default: all)."),
+    order: str = typer.Option("index", "--order", help="index, or magnitude: order directions by perceptual magnitude before taking the first K'."),
+    sensor: str = typer.Option("alexnet", "--sensor", help="Feature network for --order magnitude: alexnet, vgg16 or random-alexnet."),
+    sensor_weights: Optional[Path] = typer.Option(None, "--sensor-weights", help="Local ImageNet weights for the ordering sensor."),
+    baseline_directions: int = typer.Option(30, "--baseline-directions", help="K for a ganspace/sefa baseline."),
+    pca_samples: int = typer.Option(100_000, "--pca-samples", help="Mapped samples for the ganspace PCA basis."),
+    detect: bool = typer.Option(True, "--detect/--no-detect", help="Detect faces with dlib (off: use the aligned-face box)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Codes per synthesis batch."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the evaluation codes."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs in OUT."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
+) -> None:
+    """Score a navigator with the offline landmark/colour attribute probe: per-direction top
+    attributes, disentanglement score and discovered attributes; writes JSON and a heat map."""
+    import torch
+    from ..checkpoints import load_generator
+    from navigator.metrics import attribute_responses, save_heatmap, summarize
+    from navigator.probe import LandmarkProbe
+
+    if order not in ("index", "magnitude"):
+        raise UsageError(f"--order must be index or magnitude, got {order!r}")
+    json_path, png_path = out / "evaluation.json", out / "heatmap.png"
+    for p in (json_path, png_path):
+        check_writable(p, overwrite=overwrite)
+    dev = resolve_device(device)
+    G = load_generator(resolve_generator(generator), device=dev)
+    nav = load_any_navigator(navigator, G, baseline_directions, pca_samples).to(dev)
+    if top is not None and not 1 <= top <= nav.num_directions:
+        raise UsageError(f"--top must be in 1..{nav.num_directions}")
+    probe = LandmarkProbe(detect=detect)
+    R = attribute_responses(G, nav, probe, n_samples=samples, strength=strength, truncation=truncation,
+                            batch_size=batch_size, seed=seed, progress=progress)
+    idx = list(range(nav.num_directions))
+    mags = None
+    if order == "magnitude":
+        from navigator.sensors import build_sensor
+        from navigator.traverse import order_by_magnitude, perceptual_magnitude
+        g = torch.Generator().manual_seed(seed)
+        ws = G.mapping(torch.randn(min(samples, 16), G.z_dim, generator=g).to(dev), truncation_psi=truncation)
+        mags = perceptual_magnitude(G, nav, ws, build_sensor(sensor, sensor_weights).to(dev), strength)
+        idx = order_by_magnitude(mags)
+    result = summarize(R, probe.names, order=idx, top=top)
+    result.update(generator=str(generator), navigator=str(navigator), samples=samples, strength=strength,
+                  truncation=truncation, probe="landmarks+regions", standardized=True,
+                  labels=[nav.labels[k] for k in idx],
+                  magnitudes=None if mags is None else [float(mags[k]) for k in idx])
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(json_path, json.dumps(result, indent=2))
+    rows = [f"{k}" + (f" {nav.labels[k]}" if nav.labels[k] else "") for k in idx]
+    save_heatmap(png_path, torch.tensor(result["normalized"]).numpy(), rows, list(probe.names),
+                 title=f"normalized |response|  DS={result['disentanglement_score']:.3f}  "
+                       f"attrs={result['discovered_attributes']}")
+    _print_table(result)
+    typer.echo(f"wrote {json_path} and {png_path}")
+
+
+def _print_table(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="directions: top attributes (normalized response)")
+    t.add_column("dir", justify="right")
+    t.add_column("label")
+    t.add_column("top attributes")
+    for row, label in zip(result["directions"], result["labels"]):
+        t.add_row(str(row["direction"]), label or "",
+                  ", ".join(f"{x['attribute']} {x['normalized']:.2f}" for x in row["top"]))
+    con = Console(width=120)
+    con.print(t)
+    con.print(f"disentanglement score (first {result['top']}): {result['disentanglement_score']:.4f}")
+    con.print(f"discovered attributes (first {result['top']}): {result['discovered_attributes']}")
