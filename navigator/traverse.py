@@ -117,8 +117,9 @@ def order_by_magnitude(magnitudes: torch.Tensor) -> list[int]:
 @torch.no_grad()
 def variation_overlap(G, nav: Navigator, ws: torch.Tensor, sensor: Callable, strength: float = 1.0,
                       noise_mode: str = "const") -> torch.Tensor:
-    """[K, K]: mean over codes and over sensor layers of σ(Δ_j, Δ_k) (in [0, 1]), Δ_k the variation
-    between G(w + s/2·D_k) and G(w − s/2·D_k)."""
+    """[K, K]: mean over codes and over sensor layers of σ(Δ_j, Δ_k), Δ_k the variation between
+    G(w + s/2·D_k) and G(w − s/2·D_k), divided by sqrt(σ(Δ_j, Δ_j)·σ(Δ_k, Δ_k)) so that a direction
+    scores 1 against itself (and a duplicate close to 1)."""
     w = _as_batch(ws)
     deltas = []
     for k in range(nav.num_directions):
@@ -132,7 +133,8 @@ def variation_overlap(G, nav: Navigator, ws: torch.Tensor, sensor: Callable, str
             if j <= k:
                 sims = [layer_similarity(a, b).mean() for a, b in zip(deltas[j], deltas[k])]
                 out[j, k] = out[k, j] = (sum(sims) / len(sims)).cpu()
-    return out
+    d = out.diag().clamp_min(1e-12).sqrt()
+    return out / (d[:, None] * d[None, :])
 
 
 def remove_near_duplicates(overlap: torch.Tensor, order: Sequence[int] | None = None, threshold: float = 0.5) -> list[int]:
