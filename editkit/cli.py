@@ -26,7 +26,7 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; expected failures print one line ``editkit: error: ...`` and no traceback."""
     try:
-        app(args=argv, prog_name="editkit", standalone_mode=False)
+        rv = app(args=argv, prog_name="editkit", standalone_mode=False)
     except EditkitError as exc:
         print(f"editkit: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"editkit: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    return 0
+    if rv == 130:  # typer turns Ctrl-C into Exit(130), returned (not raised) when standalone_mode=False
+        print("editkit: interrupted", file=sys.stderr)
+    return rv if isinstance(rv, int) else 0  # typer.Exit(code) from a command is returned the same way
 
 
 def _click_usage_error(exc: Exception) -> bool:
