@@ -1,0 +1,125 @@
+"""``invert``: images -> W+ codes by encoder, by optimisation, or both (hybrid, the default).
+
+* ``encoder``: one forward pass (fast, least faithful).
+* ``optimize``: the projector schedule from the average code (slow, faithful).
+* ``hybrid``: the encoder's codes refined by a short optimisation (:data:`REFINE_SCHEDULE`).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from editkit.errors import UsageError
+
+from .losses import ReconstructionLoss
+from .metrics import QualityMeter
+from .optimize import REFINE_SCHEDULE, ProjectorSchedule, optimize_latents, schedule_with_steps, w_statistics
+
+log = logging.getLogger(__name__)
+METHODS = ("hybrid", "encoder", "optimize")
+
+
+@dataclass
+class InversionResult:
+    """W+ codes ``ws`` [N, num_ws, w_dim], their renderings ``images`` [N, 3, R, R] in [-1, 1],
+    quality ``metrics`` (psnr/ssim/lpips lists + ``*_mean``), and how they were obtained."""
+
+    ws: torch.Tensor
+    images: torch.Tensor
+    metrics: dict
+    method: str
+    steps: int = 0
+    seconds: float = 0.0
+    loss: str = ""
+    noise: dict = field(default_factory=dict)
+
+
+def prepare_targets(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Check ``[N, 3, H, W]`` images in [-1, 1] and resize them to the generator's resolution."""
+    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[1] != 3:
+        raise UsageError(f"images must be a [N, 3, H, W] tensor, got {getattr(images, 'shape', type(images))}")
+    images = images.float()
+    if images.shape[-2:] != (resolution, resolution):
+        big = images.shape[-1] > resolution
+        images = F.interpolate(images, size=(resolution, resolution), mode="area" if big else "bilinear",
+                               **({} if big else {"align_corners": False}))
+    return images
+
+
+def invert(G, images: torch.Tensor, method: str = "hybrid", encoder=None, steps: int | None = None,
+           w_space: str = "w+", vgg16: str | Path | None = None, discriminator=None,
+           pixel_weight: float = 1.0, optimize_noise: bool = False, stop_psnr: float | None = None,
+           batch_size: int = 8, schedule: ProjectorSchedule | None = None, loss_fn=None,
+           measure: bool = True, progress=None, seed: int = 0) -> InversionResult:
+    """Invert aligned face images ``[N, 3, H, W]`` in [-1, 1] into ``G``'s W+ space.
+
+    ``encoder``: a :class:`inversion.encoders.LatentEncoder` (needed by 'encoder' and 'hybrid').
+    ``steps``: optimisation steps (default 1000 for 'optimize', 250 for 'hybrid').
+    ``vgg16``: local VGG16 file for LPIPS (else looked up; without one the documented fallback
+    loss is used: pixel MSE + ``discriminator`` or encoder features). ``stop_psnr`` ends the
+    optimisation of a batch once every face reaches that PSNR. ``progress(step, total, loss)``.
+    """
+    if method not in METHODS:
+        raise UsageError(f"unknown inversion method {method!r} (choose from {', '.join(METHODS)})")
+    if method in ("encoder", "hybrid") and encoder is None:
+        raise UsageError(f"method {method!r} needs an encoder (pass one, or use method='optimize')")
+    if encoder is not None and (encoder.num_ws, encoder.w_dim) != (G.num_ws, G.w_dim):
+        raise UsageError(f"encoder produces {encoder.num_ws}x{encoder.w_dim} codes but the generator expects "
+                         f"{G.num_ws}x{G.w_dim}")
+    device = G.w_avg.device
+    G.eval().requires_grad_(False)
+    if encoder is not None:
+        encoder.eval().requires_grad_(False).to(device)
+    targets = prepare_targets(images, G.resolution).to(device)
+    start = time.perf_counter()
+    if method != "encoder" and loss_fn is None:
+        if discriminator is not None:
+            discriminator.eval().requires_grad_(False).to(device)
+            feature_fn, name = discriminator.features, "discriminator"
+        elif encoder is not None:
+            feature_fn, name = encoder.features, "encoder"
+        else:
+            feature_fn, name = None, ""
+        loss_fn = ReconstructionLoss(vgg16, feature_fn=feature_fn, feature_name=f"{name} features",
+                                     pixel_weight=pixel_weight)
+    if schedule is None:
+        schedule = REFINE_SCHEDULE if method == "hybrid" else ProjectorSchedule()
+    schedule = schedule_with_steps(schedule, steps)
+    w_std = w_statistics(G)[1] if method == "optimize" and schedule.w_noise > 0 else 0.0
+    ws_out, steps_max, noise_out = [], 0, {}
+    for lo in range(0, targets.shape[0], batch_size):
+        target = targets[lo:lo + batch_size]
+        init = None
+        if encoder is not None:
+            with torch.no_grad():
+                init = encoder(target)
+        if method == "encoder":
+            ws_out.append(init)
+            continue
+        outcome = optimize_latents(G, target, loss_fn, init_ws=init, w_space=w_space, schedule=schedule,
+                                   optimize_noise=optimize_noise, stop_psnr=stop_psnr, w_std=w_std,
+                                   seed=seed + lo, progress=progress)
+        ws_out.append(outcome.ws)
+        steps_max = max(steps_max, outcome.steps)
+        for k, v in outcome.noise.items():
+            noise_out.setdefault(k, []).append(v)
+    ws = torch.cat(ws_out)
+    noise = {k: torch.cat(v) for k, v in noise_out.items()}
+    with torch.no_grad():
+        if noise:
+            recon = torch.func.functional_call(G.synthesis, noise, (ws,), {"noise_mode": "const"}, strict=False)
+        else:
+            recon = torch.cat([G.synthesis(w, noise_mode="const") for w in ws.split(batch_size)])
+    seconds = time.perf_counter() - start
+    metrics = {}
+    if measure:
+        meter = QualityMeter(lpips_model=getattr(loss_fn, "lpips", None)) if loss_fn is not None else QualityMeter()
+        metrics = meter(recon.clamp(-1, 1), targets)
+    kind = "" if method == "encoder" else getattr(loss_fn, "kind", type(loss_fn).__name__)
+    return InversionResult(ws=ws, images=recon, metrics=metrics, method=method, steps=steps_max,
+                           seconds=seconds, loss=kind, noise=noise)
