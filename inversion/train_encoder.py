@@ -177,9 +177,11 @@ def train_encoder(G, config: EncoderTrainConfig | dict, out_dir: str | Path, res
     real = RealImages(cfg.real_data, G.resolution) if cfg.real_data else None
 
     try:
-        enc = init_encoder if init_encoder is not None else build_encoder(
-            cfg.arch, G.num_ws, G.w_dim, G.resolution, latent_avg=G.w_avg.detach().cpu(),
-            **({"width": cfg.width} if cfg.arch == "light" else {}))
+        with torch.random.fork_rng(devices=[]):  # same initial weights on every rank and every run
+            torch.manual_seed(cfg.seed)
+            enc = init_encoder if init_encoder is not None else build_encoder(
+                cfg.arch, G.num_ws, G.w_dim, G.resolution, latent_avg=G.w_avg.detach().cpu(),
+                **({"width": cfg.width} if cfg.arch == "light" else {}))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     enc = enc.to(device).train()
