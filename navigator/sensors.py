@@ -142,3 +142,39 @@ def build_sensor(name: str, weights: str | Path | None = None, discriminator: nn
             raise UsageError("--sensor discriminator needs a network file that contains a discriminator")
         return DiscriminatorSensor(discriminator)
     raise UsageError(f"unknown sensor {name!r}; choose one of {', '.join(SENSORS)}")
+
+
+class LPIPSAlex(nn.Module):
+    """LPIPS v0.1 (AlexNet): the ``lpips`` package's shipped linear heads on an AlexNet trunk loaded
+    from local ImageNet weights. ``forward(a, b) -> [N]`` distances for images in [-1, 1]
+    (upsampled to ``min_size`` first when smaller)."""
+
+    _SLICES = (range(0, 2), range(2, 5), range(5, 8), range(8, 10), range(10, 12))
+
+    def __init__(self, weights: str | Path | None = None, min_size: int = 64):
+        super().__init__()
+        import warnings
+
+        import lpips
+        path = imagenet_weights_path("alexnet", weights)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # torchvision's 'pretrained' deprecation, random trunk
+            self.model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
+        try:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+            trunk = {f"slice{k}.{i}.{p}": sd[f"features.{i}.{p}"]
+                     for k, rg in enumerate(self._SLICES, 1) for i in rg for p in ("weight", "bias")
+                     if f"features.{i}.{p}" in sd}
+            self.model.net.load_state_dict(trunk, strict=True)
+        except Exception as exc:  # noqa: BLE001
+            raise CheckpointError(f"not torchvision alexnet ImageNet weights ({exc})", path=path) from None
+        self.min_size = min_size
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if min(a.shape[-2:]) < self.min_size:
+            size = (self.min_size, self.min_size)
+            a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+            b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
+        return self.model(a.float(), b.float()).flatten()

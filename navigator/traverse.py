@@ -94,18 +94,27 @@ def _features(sensor: Callable, images: torch.Tensor) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def perceptual_magnitude(G, nav: Navigator, ws: torch.Tensor, sensor: Callable, strength: float = 1.0,
-                         noise_mode: str = "const") -> torch.Tensor:
-    """[K]: mean LPIPS-style distance between G(w − s·D_k) and G(w + s·D_k) over the codes ``ws``
-    (per-position normalised sensor features, squared difference averaged over positions, summed
-    over layers)."""
+def perceptual_magnitude(G, nav: Navigator, ws: torch.Tensor, sensor: Callable | None = None, strength: float = 1.0,
+                         noise_mode: str = "const", distance: Callable | None = None) -> torch.Tensor:
+    """[K]: mean perceptual distance between G(w − s·D_k) and G(w + s·D_k) over the codes ``ws``.
+
+    ``distance(a, b) -> [N]`` (e.g. :class:`navigator.sensors.LPIPSAlex`, the paper's LPIPS) is used
+    when given; otherwise an LPIPS-like distance on ``sensor`` features (per-position normalised,
+    squared difference summed over channels, averaged over positions, summed over layers).
+    """
+    if distance is None and sensor is None:
+        raise ValueError("give a sensor or a distance")
     w = _as_batch(ws)
     mags = []
     for k in range(nav.num_directions):
         imgs = G.synthesis(torch.cat([nav.edit(w, k, -strength), nav.edit(w, k, strength)]), noise_mode=noise_mode)
-        fa, fb = zip(*[f.chunk(2) for f in _features(sensor, imgs)])
-        d = sum(((a - b) ** 2).sum(1).mean(dim=(1, 2)) for a, b in zip(fa, fb))
-        mags.append(d.mean())
+        if distance is not None:
+            a, b = imgs.chunk(2)
+            d = distance(a, b)
+        else:
+            fa, fb = zip(*[f.chunk(2) for f in _features(sensor, imgs)])
+            d = sum(((x - y) ** 2).sum(1).mean(dim=(1, 2)) for x, y in zip(fa, fb))
+        mags.append(d.float().mean())
     return torch.stack(mags).cpu()
 
 

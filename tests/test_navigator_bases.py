@@ -164,6 +164,14 @@ def test_alexnet_sensor_loads_hub_cache_file_and_gives_five_relu_stages(tmp_path
     torch.save({"foo": torch.zeros(1)}, bad)
     with pytest.raises(CheckpointError):
         sensors.build_sensor("alexnet", weights=bad)
+    # LPIPS-AlexNet: the same local trunk + the lpips package's linear heads
+    lp = sensors.LPIPSAlex()
+    assert torch.equal(lp.model.net.slice5[0].weight, ref[10].weight)
+    a, b = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    assert torch.allclose(lp(a, a), torch.zeros(2), atol=1e-6)
+    assert (lp(a, b) > 0).all() and lp(a, b).shape == (2,)
+    with pytest.raises(CheckpointError):
+        sensors.LPIPSAlex(weights=bad)
 
 
 def test_random_alexnet_is_seeded_and_leaves_global_rng():

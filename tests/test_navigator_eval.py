@@ -228,6 +228,11 @@ def test_cli_train_and_evaluate(tmp_path, monkeypatch, capsys):
     assert main([*args, "--navigator", str(out / "navigator.safetensors")]) == 2      # outputs exist
     assert main([*args, "--navigator", "sefa", "--baseline-directions", "2", "--overwrite"]) == 0
     assert len(json.loads((ev / "evaluation.json").read_text())["directions"]) == 2
+    assert main([*args, "--navigator", str(out / "navigator.safetensors"), "--overwrite", "--order", "magnitude",
+                 "--sensor", "random-alexnet", "--top", "2"]) == 0
+    res = json.loads((ev / "evaluation.json").read_text())
+    assert res["magnitudes"] == sorted(res["magnitudes"], reverse=True) and sorted(res["order"]) == [0, 1, 2]
+    assert res["top"] == 2
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"garbage")
     assert main([*args, "--navigator", str(bad), "--overwrite"]) == 3

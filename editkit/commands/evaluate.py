@@ -39,7 +39,7 @@ def evaluate_cmd(
     truncation: float = typer.Option(0.5, "--truncation", help="Truncation psi of the evaluation codes (paper: 0.5)."),
     top: Optional[int] = typer.Option(None, "--top", help="K': score the first K' directions (default: all)."),
     order: str = typer.Option("index", "--order", help="index, or magnitude: order directions by perceptual magnitude before taking the first K'."),
-    sensor: str = typer.Option("alexnet", "--sensor", help="Feature network for --order magnitude: alexnet, vgg16 or random-alexnet."),
+    sensor: str = typer.Option("alexnet", "--sensor", help="--order magnitude: alexnet = LPIPS-AlexNet (paper; needs local ImageNet weights), or vgg16 / random-alexnet feature distance."),
     sensor_weights: Optional[Path] = typer.Option(None, "--sensor-weights", help="Local ImageNet weights for the ordering sensor."),
     baseline_directions: int = typer.Option(30, "--baseline-directions", help="K for a ganspace/sefa baseline."),
     pca_samples: int = typer.Option(100_000, "--pca-samples", help="Mapped samples for the ganspace PCA basis."),
@@ -73,11 +73,14 @@ def evaluate_cmd(
     idx = list(range(nav.num_directions))
     mags = None
     if order == "magnitude":
-        from navigator.sensors import build_sensor
+        from navigator.sensors import LPIPSAlex, build_sensor
         from navigator.traverse import order_by_magnitude, perceptual_magnitude
         g = torch.Generator().manual_seed(seed)
         ws = G.mapping(torch.randn(min(samples, 16), G.z_dim, generator=g).to(dev), truncation_psi=truncation)
-        mags = perceptual_magnitude(G, nav, ws, build_sensor(sensor, sensor_weights).to(dev), strength)
+        if sensor == "alexnet":
+            mags = perceptual_magnitude(G, nav, ws, strength=strength, distance=LPIPSAlex(sensor_weights).to(dev))
+        else:
+            mags = perceptual_magnitude(G, nav, ws, build_sensor(sensor, sensor_weights).to(dev), strength)
         idx = order_by_magnitude(mags)
     result = summarize(R, probe.names, order=idx, top=top)
     result.update(generator=str(generator), navigator=str(navigator), samples=samples, strength=strength,
