@@ -11,7 +11,8 @@ hair and background regions.
 Landmarks come from dlib's HOG detector plus the 68-point predictor shipped by
 ``face_recognition_models`` (located without importing it). Aligned generator outputs in which no
 face is detected use the FFHQ-alignment face box, so every image gets a value. Images smaller than
-``min_size`` are upsampled (Lanczos) first.
+``min_size`` are upsampled (Lanczos) first, larger than ``max_size`` downsampled (all outputs are
+ratios or means, so the scale does not change them beyond resampling).
 """
 from __future__ import annotations
 
@@ -166,9 +167,9 @@ class LandmarkProbe:
 
     names = ATTRIBUTES
 
-    def __init__(self, min_size: int = 256, detect: bool = True):
+    def __init__(self, min_size: int = 256, detect: bool = True, max_size: int = 512):
         import dlib
-        self.min_size, self.detect = min_size, detect
+        self.min_size, self.max_size, self.detect = min_size, max_size, detect
         self.detector = dlib.get_frontal_face_detector() if detect else None
         self.predictor = dlib.shape_predictor(str(predictor_path()))
 
@@ -190,7 +191,7 @@ class LandmarkProbe:
 
     def attributes(self, image: np.ndarray) -> np.ndarray:
         """[A] attribute values of one uint8 RGB image."""
-        image = self._upsample(np.ascontiguousarray(image))
+        image = self._rescale(np.ascontiguousarray(image))
         h, w = image.shape[:2]
         lm, _ = self.landmarks(image)
         yaw, pitch, roll = head_pose(lm, w, h)
@@ -200,12 +201,15 @@ class LandmarkProbe:
         return np.array([yaw, pitch, roll, mouth_openness(lm), smile_width(lm), eye_openness(lm),
                          size, fx, fy, *colours], dtype=np.float64)
 
-    def _upsample(self, image: np.ndarray) -> np.ndarray:
+    def _rescale(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
-        if min(h, w) >= self.min_size:
+        if min(h, w) < self.min_size:
+            s = self.min_size / min(h, w)
+        elif max(h, w) > self.max_size:
+            s = self.max_size / max(h, w)
+        else:
             return image
         from PIL import Image
-        s = self.min_size / min(h, w)
         return np.array(Image.fromarray(image).resize((round(w * s), round(h * s)), Image.LANCZOS))
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:

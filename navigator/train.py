@@ -239,6 +239,8 @@ class NavigatorTrainer:
 
     def step(self) -> float:
         """One optimisation step; returns the (process-local) loss."""
+        self._pre_step_rng = (self.sample_gen.get_state(), torch.get_rng_state(),
+                              torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None)
         z, draw = self._local(*self._draw(self.sample_gen))
         self.opt.zero_grad(set_to_none=True)
         loss = self._loss(z, draw, self.cfg.noise_mode)
@@ -319,6 +321,19 @@ class NavigatorTrainer:
             raise CheckpointError(f"cannot resume from this training state ({exc})", path=p) from None
         return True
 
+    def _save_on_interrupt(self, done: int) -> None:
+        """Ctrl-C inside a step (before the update): rewind that step's random draws and save the
+        state after the last finished step, so that resuming matches an uninterrupted run."""
+        if self.world > 1 or self.iteration != done:
+            return                          # collective save impossible / the update already happened
+        sample_state, cpu_state, cuda_state = self._pre_step_rng
+        self.sample_gen.set_state(sample_state)
+        torch.set_rng_state(cpu_state)
+        if cuda_state is not None:
+            torch.cuda.set_rng_state(cuda_state, self.device)
+        self.opt.zero_grad(set_to_none=True)
+        self.save_checkpoint()
+
     def save_grid(self) -> Path | None:
         if self.rank != 0:
             return None
@@ -363,7 +378,12 @@ class NavigatorTrainer:
             task = bar.add_task("train", total=total, completed=self.iteration, loss=float("nan"), ips=0.0)
             while self.iteration < stop:
                 t0 = time.perf_counter()
-                loss = self.step()
+                done = self.iteration
+                try:
+                    loss = self.step()
+                except KeyboardInterrupt:
+                    self._save_on_interrupt(done)
+                    raise
                 dt = time.perf_counter() - t0
                 bar.update(task, completed=self.iteration, loss=loss, ips=per_iter / max(dt, 1e-9))
                 self._log({"iteration": self.iteration, "kimg": self.iteration * cfg.batch / 1000,

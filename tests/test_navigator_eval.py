@@ -145,6 +145,9 @@ def test_probe_on_a_real_aligned_face():
     small = np.array(Image.fromarray(img).resize((64, 64), Image.LANCZOS))   # upsampled before dlib
     c = dict(zip(probe.ATTRIBUTES, p.attributes(small)))
     assert abs(c["face_x"] - a["face_x"]) < 0.02 and abs(c["yaw"] - a["yaw"]) < 3
+    big = np.array(Image.fromarray(img).resize((1024, 1024), Image.LANCZOS))  # downsampled to 512
+    d = dict(zip(probe.ATTRIBUTES, p.attributes(big)))
+    assert abs(d["face_x"] - a["face_x"]) < 0.02 and abs(d["yaw"] - a["yaw"]) < 3
     t = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 127.5 - 1
     assert p(t).shape == (1, len(probe.ATTRIBUTES))
 

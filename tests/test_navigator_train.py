@@ -110,6 +110,32 @@ def test_resume_equals_uninterrupted_run(tmp_path, variant):
     assert not torch.equal(fresh.nav.offsets(), full.nav.offsets())
 
 
+def test_ctrl_c_saves_a_state_that_resumes_exactly(tmp_path):
+    G, D = tiny_networks()
+    cfg = config("prototype", kimg=0.02)                          # 5 iterations, no periodic checkpoints
+    full = NavigatorTrainer(G, cfg, tmp_path / "full", sensor=DiscriminatorSensor(D), progress=False)
+    full.run()
+
+    class Interrupting(DiscriminatorSensor):
+        calls = 0
+
+        def forward(self, img):
+            Interrupting.calls += 1
+            if Interrupting.calls == 7:                           # inside iteration 4 (2 sensor calls each)
+                raise KeyboardInterrupt
+            return super().forward(img)
+
+    cut = NavigatorTrainer(G, cfg, tmp_path / "cut", sensor=Interrupting(D), progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        cut.run()
+    assert cut.iteration == 3 and (tmp_path / "cut" / "training-state.safetensors").is_file()
+    resumed = NavigatorTrainer(G, cfg, tmp_path / "cut", sensor=DiscriminatorSensor(D), progress=False)
+    resumed.run()
+    assert resumed.iteration == 5
+    assert torch.equal(resumed.nav.offsets(), full.nav.offsets())
+    assert torch.equal(resumed.prototypes, full.prototypes)
+
+
 def test_python_api_with_named_sensor(tmp_path):
     G, _ = tiny_networks()
     cfg = config("binary", kimg=0.008, sensor="random-alexnet", directions="sefa")
