@@ -17,6 +17,8 @@ COMMAND_MODULES = [
     "editkit.commands.edit",
     "editkit.commands.train_navigator",
     "editkit.commands.evaluate",
+    "editkit.commands.invert",
+    "editkit.commands.train_encoder",
 ]
 
 for _name in COMMAND_MODULES:
