@@ -21,8 +21,8 @@ class AlignedFace:
     ``image``: size×size×3 uint8 RGB crop; ``landmarks``: 68×2 in the original photo's pixels;
     ``box``: detector box (left, top, right, bottom) or None when landmarks were given;
     ``quad``: the crop's corners (NW, SW, SE, NE) in photo pixels; ``transform``: 3×3 matrix
-    from crop pixels to photo pixels (``inverse_transform`` the other way); ``valid_box``: the
-    photo region (x0, y0, x1, y1) whose pixels the padding blur left untouched (paste-back stays in it).
+    from crop pixels to photo pixels (``inverse_transform`` the other way); ``blur_ramp``: where
+    the recipe's padding blur also altered real photo pixels (paste-back fades out there).
     """
 
     image: np.ndarray
@@ -34,7 +34,7 @@ class AlignedFace:
     template: str
     photo_size: tuple[int, int]  # (width, height)
     index: int = 0
-    valid_box: tuple[float, float, float, float] | None = None  # photo pixels not altered by padding
+    blur_ramp: tuple | None = None  # (data_box, clean_box): where the padding blur touched real pixels
 
     @property
     def size(self) -> int:
@@ -63,7 +63,7 @@ class AlignedFace:
             "quad": np.round(self.quad, 4).tolist(),
             "crop_to_photo": np.round(self.transform, 8).tolist(),
             "photo_to_crop": np.round(self.inverse_transform, 8).tolist(),
-            "valid_box": [round(v, 3) for v in self.valid_box] if self.valid_box is not None else None,
+            "blur_ramp": [[round(v, 3) for v in b] for b in self.blur_ramp] if self.blur_ramp else None,
         }
 
 
@@ -83,10 +83,10 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, template: str | Alignme
     ss = int(supersample or tpl.supersample)
     lm = np.asarray(landmarks, dtype=np.float64)
     quad = face_quad(lm, tpl)
-    crop, effective, valid = warp_quad(image, quad, size, supersample=ss, padding=tpl.padding)
+    crop, effective, ramp = warp_quad(image, quad, size, supersample=ss, padding=tpl.padding)
     return AlignedFace(image=crop, landmarks=lm, box=None, score=None, quad=effective,
                        transform=quad_to_matrix(effective, size), template=tpl.name,
-                       photo_size=(int(image.shape[1]), int(image.shape[0])), valid_box=valid)
+                       photo_size=(int(image.shape[1]), int(image.shape[0])), blur_ramp=ramp)
 
 
 def align_faces(photo: str | Path | np.ndarray, template: str | AlignmentTemplate = "ffhq",

@@ -94,7 +94,6 @@ def detect_boxes(image: np.ndarray, detector: str = "hog", upsample: int = 1,
                  for d in dets if d.confidence >= min_score]
     else:
         raise UsageError(f"unknown face detector {detector!r} (choose from {', '.join(DETECTORS)})")
-    del dlib
     found.sort(key=lambda f: (f[0][0], f[0][1]))
     return [Detection(box=tuple(int(v) for v in b), score=s) for b, s in found]
 

@@ -45,6 +45,25 @@ def _crop_to_photo(face: AlignedFace, crop_size: int) -> np.ndarray:
     return face.transform @ rescale
 
 
+def _unblurred_weight(face: AlignedFace, roi: tuple[int, int, int, int]) -> np.ndarray | float:
+    """1 where the crop shows real photo pixels, fading to 0 where the recipe's padding blur altered them."""
+    if not face.blur_ramp:
+        return 1.0
+    (d0x, d0y, d1x, d1y), (c0x, c0y, c1x, c1y) = face.blur_ramp
+    x0, y0, x1, y1 = roi
+    xs = np.arange(x0, x1, dtype=np.float64)
+    ys = np.arange(y0, y1, dtype=np.float64)
+
+    def ramp(v: np.ndarray, d0: float, c0: float, c1: float, d1: float) -> np.ndarray:
+        lo = np.clip((v - d0) / max(c0 - d0, 1e-6), 0.0, 1.0)
+        hi = np.clip((d1 - v) / max(d1 - c1, 1e-6), 0.0, 1.0)
+        return np.minimum(lo, hi)
+
+    wx = ramp(xs, d0x, c0x, c1x, d1x)
+    wy = ramp(ys, d0y, c0y, c1y, d1y)
+    return np.minimum(wy[:, None], wx[None, :]).astype(np.float32)
+
+
 def face_mask(face: AlignedFace, shape: tuple[int, int], crop_size: int | None = None,
               roi: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Feathered float32 mask in [0, 1] of the face region, for the photo (or ``roi`` of it)."""
@@ -66,15 +85,10 @@ def face_mask(face: AlignedFace, shape: tuple[int, int], crop_size: int | None =
     cover = cv2.warpAffine(np.ones((size, size), np.float32), m[:2], (rw, rh), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     cover = cover > 0.999
-    if face.valid_box is not None:  # never paste pixels the padding blur altered
-        vx0, vy0, vx1, vy1 = face.valid_box
-        xs = np.arange(x0, x1)
-        ys = np.arange(y0, y1)
-        cover &= ((ys[:, None] >= vy0) & (ys[:, None] <= vy1)) & ((xs[None, :] >= vx0) & (xs[None, :] <= vx1))
     cover = cv2.erode(cover.astype(np.uint8),
                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * int(sigma) + 1, 4 * int(sigma) + 1)))
     cover = cv2.GaussianBlur(cover.astype(np.float32), (0, 0), sigma)
-    mask = np.clip(mask * cover, 0.0, 1.0)
+    mask = np.clip(mask * cover * _unblurred_weight(face, (x0, y0, x1, y1)), 0.0, 1.0)
     mask[mask < 1.0 / 512.0] = 0.0
     return mask
 
@@ -106,8 +120,8 @@ def paste_back(photo: np.ndarray, faces: Iterable[tuple[AlignedFace, np.ndarray]
         m = _crop_to_photo(face, size)
         pixels_per_crop_px = float(np.sqrt(abs(np.linalg.det(m[:2, :2]))))
         src = crop
-        if pixels_per_crop_px < 0.9:  # shrinking: antialias first, then warp at ~1:1
-            small = max(int(round(size * pixels_per_crop_px)), 2)
+        if pixels_per_crop_px < 1 / 3:  # strong shrinking: antialias down to 2 crop px per photo px first
+            small = max(int(round(size * pixels_per_crop_px * 2)), 2)
             src = cv2.resize(crop, (small, small), interpolation=cv2.INTER_AREA)
             m = _crop_to_photo(face, small)
         m[:2, 2] -= [x0, y0]

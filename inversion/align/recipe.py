@@ -51,13 +51,14 @@ def quad_to_matrix(quad: np.ndarray, size: int) -> np.ndarray:
 
 
 def warp_quad(image: np.ndarray, quad: np.ndarray, size: int, supersample: int = 4,
-              padding: bool = True) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
+              padding: bool = True) -> tuple[np.ndarray, np.ndarray, tuple | None]:
     """Cut the oriented square ``quad`` out of ``image`` as a ``size``×``size`` RGB crop.
 
-    Returns ``(crop, effective_quad, valid_box)``: ``effective_quad`` is the quad the crop really
+    Returns ``(crop, effective_quad, blur_ramp)``: ``effective_quad`` is the quad the crop really
     samples (it differs from ``quad`` by the half-pixel offset of the recipe's shrink step);
-    ``valid_box`` (x0, y0, x1, y1, photo pixels) bounds the photo pixels the padding blur left
-    untouched (the recipe also blurs real pixels within a third of the padding width of the edge).
+    ``blur_ramp`` = (data_box, clean_box), two (x0, y0, x1, y1) boxes in photo pixels: the recipe
+    also blurs real pixels near the edges of its working image, fully at ``data_box``'s edges and
+    fading linearly to nothing at ``clean_box``'s edges (None when no padding was needed).
     """
     img = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB")
     quad = np.asarray(quad, dtype=np.float64).copy()
@@ -105,9 +106,13 @@ def warp_quad(image: np.ndarray, quad: np.ndarray, size: int, supersample: int =
         img = Image.fromarray(np.uint8(np.clip(np.rint(arr), 0, 255)), "RGB")
         quad += pad[:2]
         offset -= pad[:2]
-        lo_ok = np.array([pad[0], pad[1]]) * 4.0 / 3.0
-        hi_ok = np.array([w - 1 - pad[2] * 4.0 / 3.0, h - 1 - pad[3] * 4.0 / 3.0])
-        valid = np.concatenate([(lo_ok + offset + 0.5) * scale - 0.5, (hi_ok + offset + 0.5) * scale - 0.5])
+        # blur weight = clip(3 * mask + 1): 1 at the first real pixel, 0 from 4/3 of the pad inwards
+        def to_photo(pts: np.ndarray) -> list[float]:
+            return [float(v) for v in ((pts.reshape(2, 2) + offset + 0.5) * scale - 0.5).ravel()]
+
+        data = to_photo(np.array([pad[0], pad[1], w - 1 - pad[2], h - 1 - pad[3]], np.float64))
+        clean = to_photo(np.array([pad[0] * 4 / 3, pad[1] * 4 / 3, w - 1 - pad[2] * 4 / 3, h - 1 - pad[3] * 4 / 3]))
+        valid = (tuple(data), tuple(clean))
 
     # High-resolution quad transform, then downsample.
     out = img.transform((transform_size, transform_size), Image.Transform.QUAD, (quad + 0.5).flatten(), _BILINEAR)
@@ -115,6 +120,4 @@ def warp_quad(image: np.ndarray, quad: np.ndarray, size: int, supersample: int =
         out = out.resize((size, size), _LANCZOS)
     # Working index i is original continuous (i + offset + 0.5) * scale.
     effective = (quad + offset + 0.5) * scale - 0.5
-    if valid is None:
-        valid = np.array([0.0, 0.0, image.shape[1] - 1.0, image.shape[0] - 1.0])
-    return np.asarray(out, dtype=np.uint8), effective, tuple(float(v) for v in valid)
+    return np.asarray(out, dtype=np.uint8), effective, valid
