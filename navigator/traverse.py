@@ -94,9 +94,9 @@ def _features(sensor: Callable, images: torch.Tensor) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def perceptual_magnitude(G, nav: Navigator, ws: torch.Tensor, sensor: Callable | None = None, strength: float = 1.0,
-                         noise_mode: str = "const", distance: Callable | None = None) -> torch.Tensor:
-    """[K]: mean perceptual distance between G(w − s·D_k) and G(w + s·D_k) over the codes ``ws``.
+def direction_magnitude(G, nav: Navigator, ws: torch.Tensor, k: int, strength: float, sensor: Callable | None = None,
+                        distance: Callable | None = None, noise_mode: str = "const") -> float:
+    """Mean perceptual distance between G(w − s·D_k) and G(w + s·D_k) over the codes ``ws``.
 
     ``distance(a, b) -> [N]`` (e.g. :class:`navigator.sensors.LPIPSAlex`, the paper's LPIPS) is used
     when given; otherwise an LPIPS-like distance on ``sensor`` features (per-position normalised,
@@ -105,17 +105,44 @@ def perceptual_magnitude(G, nav: Navigator, ws: torch.Tensor, sensor: Callable |
     if distance is None and sensor is None:
         raise ValueError("give a sensor or a distance")
     w = _as_batch(ws)
-    mags = []
+    imgs = G.synthesis(torch.cat([nav.edit(w, k, -strength), nav.edit(w, k, strength)]), noise_mode=noise_mode)
+    if distance is not None:
+        a, b = imgs.chunk(2)
+        d = distance(a, b)
+    else:
+        fa, fb = zip(*[f.chunk(2) for f in _features(sensor, imgs)])
+        d = sum(((x - y) ** 2).sum(1).mean(dim=(1, 2)) for x, y in zip(fa, fb))
+    return float(d.float().mean())
+
+
+def perceptual_magnitude(G, nav: Navigator, ws: torch.Tensor, sensor: Callable | None = None, strength: float = 1.0,
+                         noise_mode: str = "const", distance: Callable | None = None) -> torch.Tensor:
+    """[K]: :func:`direction_magnitude` of every direction at ``strength``."""
+    return torch.tensor([direction_magnitude(G, nav, ws, k, strength, sensor, distance, noise_mode)
+                         for k in range(nav.num_directions)])
+
+
+def calibrate_strengths(G, nav: Navigator, ws: torch.Tensor, target: float, sensor: Callable | None = None,
+                        distance: Callable | None = None, s_max: float = 10.0, steps: int = 10,
+                        noise_mode: str = "const") -> list[tuple[float, float]]:
+    """Recommended range (−s_k, s_k) per direction: the strength at which the perceptual distance
+    between the two ends reaches ``target`` (bisection on [0, s_max]; s_max when never reached).
+    Assign the result to ``nav.strength_range`` to store it with the navigator."""
+    out = []
     for k in range(nav.num_directions):
-        imgs = G.synthesis(torch.cat([nav.edit(w, k, -strength), nav.edit(w, k, strength)]), noise_mode=noise_mode)
-        if distance is not None:
-            a, b = imgs.chunk(2)
-            d = distance(a, b)
-        else:
-            fa, fb = zip(*[f.chunk(2) for f in _features(sensor, imgs)])
-            d = sum(((x - y) ** 2).sum(1).mean(dim=(1, 2)) for x, y in zip(fa, fb))
-        mags.append(d.float().mean())
-    return torch.stack(mags).cpu()
+        if direction_magnitude(G, nav, ws, k, s_max, sensor, distance, noise_mode) < target:
+            out.append((-s_max, s_max))
+            continue
+        lo, hi = 0.0, s_max
+        for _ in range(steps):
+            mid = (lo + hi) / 2
+            if direction_magnitude(G, nav, ws, k, mid, sensor, distance, noise_mode) < target:
+                lo = mid
+            else:
+                hi = mid
+        s = round((lo + hi) / 2, 4)
+        out.append((-s, s))
+    return out
 
 
 def order_by_magnitude(magnitudes: torch.Tensor) -> list[int]:

@@ -198,6 +198,24 @@ def test_ordering_and_near_duplicates():
     assert traverse.order_by_magnitude(mags)[-1] == 2
 
 
+def test_calibrated_strengths_reach_the_target():
+    G, D = tiny_networks()
+    u = torch.randn(1, G.w_dim).repeat(2, 1)
+    att = uniform_attention(2, G.num_ws)
+    att[1] *= 0.5                                                 # direction 1 is half as strong per unit
+    nav = Navigator(2, G.num_ws, G.w_dim, direction_mode="fixed", attention_mode="fixed", fixed_directions=u,
+                    fixed_attention=att)
+    ws = G.mapping(torch.randn(2, 16))
+    sensor = DiscriminatorSensor(D)
+    target = 0.5 * float(traverse.direction_magnitude(G, nav, ws, 0, 1.0, sensor))
+    ranges = traverse.calibrate_strengths(G, nav, ws, target, sensor=sensor, s_max=4.0, steps=12)
+    for k, (lo, hi) in enumerate(ranges):
+        assert lo == -hi and 0 < hi < 4
+        assert traverse.direction_magnitude(G, nav, ws, k, hi, sensor) == pytest.approx(target, rel=0.02)
+    assert ranges[1][1] == pytest.approx(2 * ranges[0][1], rel=0.02)   # same direction, half the attention
+    assert traverse.calibrate_strengths(G, nav, ws, 1e9, sensor=sensor, s_max=2.0) == [(-2.0, 2.0)] * 2
+
+
 # -- CLI -------------------------------------------------------------------------------------------
 
 def test_cli_train_and_evaluate(tmp_path, monkeypatch, capsys):

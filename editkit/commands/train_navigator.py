@@ -77,4 +77,9 @@ def train_navigator_cmd(
         raise UsageError("--sensor discriminator: this network file has no discriminator", gen_path)
     nav = train_navigator(net.G, cfg, out, discriminator=net.D, sensor_weights=sensor_weights, resume=resume,
                           progress=progress, extra_info={"generator": gen_path.name})
-    typer.echo(f"wrote {out / 'navigator.safetensors'} ({nav.num_directions} directions, {cfg.variant})")
+    import torch.distributed as dist
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    if rank == 0:
+        typer.echo(f"wrote {out / 'navigator.safetensors'} ({nav.num_directions} directions, {cfg.variant})")
