@@ -26,6 +26,7 @@ _G = math.exp(-0.5)
 SMOOTHING_KERNEL = (_G / (1 + 2 * _G), 1 / (1 + 2 * _G), _G / (1 + 2 * _G))
 
 DIRECTION_MODES = ("pca", "free", "fixed")
+_PER_DIRECTION = ("attention_logits", "fixed_attention", "coefficients", "free_directions", "fixed_directions")
 ATTENTION_MODES = ("learned", "fixed")
 
 
@@ -161,6 +162,22 @@ class Navigator(nn.Module):
     def forward(self) -> torch.Tensor:  # noqa: D401 - so DistributedDataParallel can wrap it
         """Same as :meth:`offsets`."""
         return self.offsets()
+
+    def subset(self, indices: Sequence[int]) -> "Navigator":
+        """A new navigator holding directions ``indices`` in that order (e.g. sorted by perceptual
+        magnitude, near-duplicates dropped), with their labels and strength ranges."""
+        idx = [int(i) for i in indices]
+        if not idx or min(idx) < 0 or max(idx) >= self.num_directions:
+            raise UsageError(f"direction indices must be in 0..{self.num_directions - 1}, got {idx}")
+        cfg = self.config()
+        sd = {k: v.detach()[idx] if k in _PER_DIRECTION else v.detach() for k, v in self.state_dict().items()}
+        nav = Navigator(len(idx), self.num_ws, self.w_dim, self.direction_mode, self.attention_mode,
+                        basis=sd.get("basis"), num_components=cfg["num_components"] or 0,
+                        fixed_directions=sd.get("fixed_directions"), fixed_attention=sd.get("fixed_attention"),
+                        labels=[self.labels[i] for i in idx], strength_range=[self.strength_range[i] for i in idx],
+                        info=dict(self.info, subset_of=self.num_directions, subset=idx))
+        nav.load_state_dict(sd)
+        return nav.to(next(iter(sd.values())).device)
 
     # -- serialisation --------------------------------------------------------------------------
     def config(self) -> dict:

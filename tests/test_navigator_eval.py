@@ -247,7 +247,10 @@ def test_cli_train_and_evaluate(tmp_path, monkeypatch, capsys):
     assert np.array(res["normalized"]).shape == (3, len(probe.ATTRIBUTES))
     assert (ev / "heatmap.png").stat().st_size > 100
     assert main([*args, "--navigator", str(out / "navigator.safetensors")]) == 2      # outputs exist
-    assert main([*args, "--navigator", "sefa", "--baseline-directions", "2", "--overwrite"]) == 0
+    assert main([*args, "--navigator", "sefa", "--baseline-directions", "2", "--overwrite",
+                 "--baseline-layers", "0-1,4"]) == 0
+    assert main([*args, "--navigator", "sefa", "--overwrite", "--baseline-layers", "x"]) == 2
+    assert main([*args, "--navigator", "sefa", "--overwrite", "--baseline-layers", "0-9"]) == 2   # num_ws = 6
     assert len(json.loads((ev / "evaluation.json").read_text())["directions"]) == 2
     assert main([*args, "--navigator", str(out / "navigator.safetensors"), "--overwrite", "--order", "magnitude",
                  "--sensor", "random-alexnet", "--top", "2"]) == 0

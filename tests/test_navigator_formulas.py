@@ -185,3 +185,15 @@ def test_prototype_loss_hand_case():
     # a negative strength flips Δ: the squared score does not change
     flipped = losses.prototype_loss([torch.cat([minus, plus])], protos, torch.tensor([0, 1]))
     assert flipped.item() == pytest.approx(good.item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["pca", "free"])
+def test_subset_keeps_chosen_directions_in_order(mode):
+    kw = {"basis": torch.linalg.qr(torch.randn(6, 6))[0], "num_components": 3} if mode == "pca" else {}
+    nav = Navigator(4, 3, 6, direction_mode=mode, labels=["a", "b", "c", "d"],
+                    strength_range=[(-1, 1), (-2, 2), (-3, 3), (-4, 4)], seed=0, **kw)
+    sub = nav.subset([2, 0])
+    assert sub.num_directions == 2 and sub.labels == ["c", "a"] and sub.strength_range == [(-3, 3), (-1, 1)]
+    assert torch.allclose(sub.offsets(), nav.offsets()[[2, 0]])
+    with pytest.raises(Exception):
+        nav.subset([4])

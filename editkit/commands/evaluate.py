@@ -15,14 +15,28 @@ from .train_navigator import resolve_device, resolve_generator
 BASELINES = ("ganspace", "sefa")
 
 
-def load_any_navigator(spec: str, G, num_directions: int, pca_samples: int):
+def parse_layers(spec: str | None) -> list[int] | None:
+    """'0-4' or '0,2,5' (or a mix) -> layer indices; None/'' -> None (all layers)."""
+    if not spec:
+        return None
+    out: list[int] = []
+    try:
+        for part in spec.split(","):
+            a, _, b = part.strip().partition("-")
+            out.extend(range(int(a), int(b) + 1) if b else [int(a)])
+    except ValueError:
+        raise UsageError(f"--baseline-layers must look like '0-4' or '0,2,5', got {spec!r}") from None
+    return out
+
+
+def load_any_navigator(spec: str, G, num_directions: int, pca_samples: int, layers: list[int] | None = None):
     """A navigator file / registered name, or a baseline built on the fly ('ganspace', 'sefa')."""
     from navigator.bases import baseline_navigator
     from navigator.io import load_navigator
     from ..registry import resolve_weights
 
     if spec in BASELINES:
-        return baseline_navigator(G, spec, num_directions, n_samples=pca_samples)
+        return baseline_navigator(G, spec, num_directions, layers=layers, n_samples=pca_samples)
     nav = load_navigator(resolve_weights(spec, "navigator"))
     if (nav.num_ws, nav.w_dim) != (G.num_ws, G.w_dim):
         raise UsageError(f"navigator is for W+ {nav.num_ws}x{nav.w_dim}, the generator has {G.num_ws}x{G.w_dim}")
@@ -42,6 +56,7 @@ def evaluate_cmd(
     sensor: str = typer.Option("alexnet", "--sensor", help="--order magnitude: alexnet = LPIPS-AlexNet (paper; needs local ImageNet weights), or vgg16 / random-alexnet feature distance."),
     sensor_weights: Optional[Path] = typer.Option(None, "--sensor-weights", help="Local ImageNet weights for the ordering sensor."),
     baseline_directions: int = typer.Option(30, "--baseline-directions", help="K for a ganspace/sefa baseline."),
+    baseline_layers: Optional[str] = typer.Option(None, "--baseline-layers", help="W+ layers a ganspace/sefa baseline edits, e.g. '0-4' or '0,2,5' (default: all)."),
     pca_samples: int = typer.Option(100_000, "--pca-samples", help="Mapped samples for the ganspace PCA basis."),
     detect: bool = typer.Option(True, "--detect/--no-detect", help="Detect faces with dlib (off: use the aligned-face box)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Codes per synthesis batch."),
@@ -64,7 +79,7 @@ def evaluate_cmd(
         check_writable(p, overwrite=overwrite)
     dev = resolve_device(device)
     G = load_generator(resolve_generator(generator), device=dev)
-    nav = load_any_navigator(navigator, G, baseline_directions, pca_samples).to(dev)
+    nav = load_any_navigator(navigator, G, baseline_directions, pca_samples, parse_layers(baseline_layers)).to(dev)
     if top is not None and not 1 <= top <= nav.num_directions:
         raise UsageError(f"--top must be in 1..{nav.num_directions}")
     probe = LandmarkProbe(detect=detect)
