@@ -35,6 +35,9 @@ from .traverse import save_png, traversal_grid
 VARIANTS = ("binary", "prototype")
 DIRECTION_SOURCES = ("pca", "free", "ganspace", "sefa")
 STATE_FILE = "training-state.safetensors"
+#: Settings that must match for a resumed run to continue the same training (kimg may grow).
+RESUME_KEYS = ("variant", "num_directions", "directions", "num_components", "batch", "lr", "div_lambda", "sigma",
+               "n_colors", "noise_mode", "sensor", "sensor_seed", "seed", "pca_samples")
 FINAL_FILE = "navigator.safetensors"
 
 
@@ -294,10 +297,19 @@ class NavigatorTrainer:
         p = Path(path) if path is not None else self.out / STATE_FILE
         if not p.is_file():
             return False
+        from safetensors import safe_open
         try:
-            from safetensors import safe_open
             with safe_open(str(p), framework="pt") as f:
                 meta = f.metadata()
+            saved = json.loads(meta["config"])
+        except Exception as exc:  # noqa: BLE001
+            raise CheckpointError(f"unreadable training state ({exc})", path=p) from None
+        now = asdict(self.cfg)
+        diff = [f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in RESUME_KEYS if saved.get(k) != now[k]]
+        if diff:
+            raise UsageError(f"cannot resume with different settings ({'; '.join(diff)}); "
+                             f"use another output folder or the original settings", path=p)
+        try:
             t = load_file(str(p))
             self.module.load_state_dict({k[7:]: v.to(self.device) for k, v in t.items() if k.startswith("module.")})
             osd = self.opt.state_dict()
@@ -364,10 +376,10 @@ class NavigatorTrainer:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
-        if self.rank == 0:
-            atomic_write_text(self.out / "config.json", json.dumps(asdict(cfg), indent=2))
         if resume and self.load_checkpoint():
             self._truncate_log()
+        if self.rank == 0:
+            atomic_write_text(self.out / "config.json", json.dumps(asdict(cfg), indent=2))
         total = cfg.total_iterations
         stop = total if max_iterations is None else min(total, self.iteration + max_iterations)
         per_iter = (2.5 * cfg.batch) if cfg.variant == "binary" else (2 * cfg.batch)

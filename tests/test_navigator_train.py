@@ -104,6 +104,11 @@ def test_resume_equals_uninterrupted_run(tmp_path, variant):
     assert all(torch.equal(fa[i]["exp_avg_sq"], sa[i]["exp_avg_sq"]) for i in fa)
     log = [json.loads(x)["iteration"] for x in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
     assert log == [1, 2, 3, 4, 5, 6]
+    from editkit.errors import UsageError
+    with pytest.raises(UsageError, match="batch"):
+        NavigatorTrainer(G, config(variant, kimg=0.024, batch=6), tmp_path / "cut",
+                         sensor=DiscriminatorSensor(D), progress=False).run()
+    assert json.loads((tmp_path / "cut" / "config.json").read_text())["batch"] == 4
     # a fresh (non-resumed) run differs from the continued one, so the check above is meaningful
     fresh = NavigatorTrainer(G, cfg, tmp_path / "fresh", sensor=DiscriminatorSensor(D), progress=False)
     fresh.run(max_iterations=3)
