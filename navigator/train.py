@@ -54,7 +54,7 @@ class TrainConfig:
     lr: float = 0.05
     div_lambda: float = 0.1
     sigma: float = 1.0                 # strengths s ~ U(-σ, σ)
-    n_colors: int = 2                  # style-mixing segments
+    n_colors: int = 2                  # style-mixing segments (0: one per W+ layer, the final model's setting)
     pca_samples: int = DEFAULT_PCA_SAMPLES
     noise_mode: str = "random"
     precision: str = "auto"            # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
@@ -74,12 +74,21 @@ class TrainConfig:
             raise UsageError("need at least 2 directions for the binary variant")
         if self.batch < 1 or (self.variant == "binary" and self.batch % 2):
             raise UsageError(f"--batch must be a positive even number for the binary variant, got {self.batch}")
-        if self.kimg <= 0 or self.lr <= 0 or self.sigma <= 0 or self.n_colors < 1:
-            raise UsageError("kimg, lr, sigma must be positive and n_colors >= 1")
+        if self.kimg <= 0 or self.lr <= 0 or self.sigma <= 0 or self.n_colors < 0:
+            raise UsageError("kimg, lr, sigma must be positive and n_colors >= 0")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise UsageError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.noise_mode not in ("random", "const", "none"):
             raise UsageError(f"noise_mode must be random, const or none, got {self.noise_mode!r}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "TrainConfig":
+        """'paper' (the tables' setting) or 'final' (the authors' real-image model: K=64, lr 0.1,
+        diversity 0.01, σ 0.5, one style-mixing segment per layer); ``overrides`` win."""
+        presets = {"paper": {}, "final": dict(num_directions=64, lr=0.1, div_lambda=0.01, sigma=0.5, n_colors=0)}
+        if name not in presets:
+            raise UsageError(f"unknown preset {name!r}; choose paper or final")
+        return cls(**{**presets[name], **overrides})
 
     @property
     def total_iterations(self) -> int:
@@ -201,7 +210,7 @@ class NavigatorTrainer:
     # -- one iteration ----------------------------------------------------------------------------
     def _draw(self, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
         cfg, K = self.cfg, self.nav.num_directions
-        z = torch.randn(cfg.batch, cfg.n_colors, self.G.z_dim, generator=gen)
+        z = torch.randn(cfg.batch, cfg.n_colors or self.G.num_ws, self.G.z_dim, generator=gen)
         if cfg.variant == "binary":
             draw = losses.sample_binary(cfg.batch // 2, K, cfg.sigma, gen)
         else:

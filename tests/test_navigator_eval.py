@@ -228,8 +228,10 @@ def test_cli_train_and_evaluate(tmp_path, monkeypatch, capsys):
     common = ["--generator", str(net), "--directions", "3", "--batch", "4", "--pca-samples", "1000",
               "--components", "6", "--no-progress"]
     assert main(["train", "navigator", *common, "--out", str(out), "--kimg", "0.02", "--variant", "prototype",
-                 "--sensor", "discriminator", "--snapshot-every", "0"]) == 0
-    assert (out / "navigator.safetensors").is_file()
+                 "--sensor", "discriminator", "--snapshot-every", "0", "--preset", "final", "--sigma", "0.7"]) == 0
+    from navigator import load_navigator
+    info = load_navigator(out / "navigator.safetensors").info["training"]
+    assert (info["num_directions"], info["lr"], info["sigma"], info["n_colors"]) == (3, 0.1, 0.7, 0)
     assert main(["train", "navigator", *common, "--out", str(tmp_path / "x"), "--variant", "triplet"]) == 2
     assert main(["train", "navigator", *common, "--out", str(tmp_path / "y"), "--batch", "3"]) == 2
     G2 = editkit.save_network(tmp_path / "g_only.safetensors", G)

@@ -141,6 +141,28 @@ def test_ctrl_c_saves_a_state_that_resumes_exactly(tmp_path):
     assert torch.equal(resumed.prototypes, full.prototypes)
 
 
+@pytest.mark.parametrize("source", ["free", "ganspace"])
+def test_other_direction_sources_train(tmp_path, source):
+    G, D = tiny_networks()
+    cfg = config("binary", kimg=0.008, directions=source, n_colors=0)       # 2 iterations, per-layer mixing
+    tr = NavigatorTrainer(G, cfg, tmp_path, sensor=DiscriminatorSensor(D), progress=False)
+    d0 = tr.nav.directions().detach().clone()
+    tr.run()
+    moved = not torch.allclose(tr.nav.directions(), d0)
+    assert moved == (source == "free")                                       # ganspace: only the attention
+    assert tr.nav.attention_mode == "learned"
+
+
+def test_presets():
+    final = TrainConfig.preset("final", batch=8)
+    assert (final.num_directions, final.lr, final.div_lambda, final.sigma, final.n_colors, final.batch) == \
+        (64, 0.1, 0.01, 0.5, 0, 8)
+    assert TrainConfig.preset("paper") == TrainConfig()
+    from editkit.errors import UsageError
+    with pytest.raises(UsageError):
+        TrainConfig.preset("huge")
+
+
 def test_python_api_with_named_sensor(tmp_path):
     G, _ = tiny_networks()
     cfg = config("binary", kimg=0.008, sensor="random-alexnet", directions="sefa")

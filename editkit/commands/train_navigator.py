@@ -37,18 +37,19 @@ def resolve_device(device: str):
 def train_navigator_cmd(
     generator: str = typer.Option(..., "--generator", "-g", help="Generator: network file (NVIDIA .pkl, rosinality .pt, editkit .safetensors), bundle folder or registered name."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: navigator.safetensors, snapshots, traversal grids, log.jsonl, training state (for resuming)."),
+    preset: str = typer.Option("paper", "--preset", help="Defaults for the options below: 'paper' (the paper's tables) or 'final' (the authors' real-image model: K=64, lr 0.1, div-lambda 0.01, sigma 0.5, n-colors 0). Options given explicitly win."),
     variant: str = typer.Option("binary", "--variant", help="Loss variant: 'binary' (query/positive/negative pairs) or 'prototype' (learned prototype images)."),
-    directions: int = typer.Option(30, "--directions", "-k", min=1, help="Number of directions K to discover."),
+    directions: Optional[int] = typer.Option(None, "--directions", "-k", min=1, help="Number of directions K to discover (paper 30, final 64)."),
     kimg: float = typer.Option(200.0, "--kimg", help="Training length in thousands of training codes (paper: 200)."),
     batch: int = typer.Option(12, "--batch", help="Global batch size b (even for binary; split over torchrun processes)."),
     sensor: str = typer.Option("alexnet", "--sensor", help="Feature network: alexnet (paper), vgg16, discriminator (the network file's D) or random-alexnet."),
     sensor_weights: Optional[Path] = typer.Option(None, "--sensor-weights", help="Local torchvision ImageNet weights for alexnet/vgg16 (default: $TORCH_HOME/hub/checkpoints)."),
     direction_source: str = typer.Option("pca", "--direction-source", help="pca: ContraFeat directions in the top-N PCA subspace; free: free directions in W; ganspace / sefa: fixed baseline directions, train only the attention (+attention)."),
     components: int = typer.Option(100, "--components", help="N, the number of top PCA components spanning the directions (paper: 100)."),
-    lr: float = typer.Option(0.05, "--lr", help="Adam learning rate (paper: 0.05; final real-image model 0.1)."),
-    div_lambda: float = typer.Option(0.1, "--div-lambda", help="Weight of the diversity term (paper: 0.1; final model 0.01)."),
-    sigma: float = typer.Option(1.0, "--sigma", help="Training strengths s ~ U(-sigma, sigma) (paper: 1; final model 0.5)."),
-    n_colors: int = typer.Option(2, "--n-colors", help="Style-mixing segments of the training codes (paper: 2; final model: num_ws)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (paper: 0.05; final real-image model 0.1)."),
+    div_lambda: Optional[float] = typer.Option(None, "--div-lambda", help="Weight of the diversity term (paper: 0.1; final model 0.01)."),
+    sigma: Optional[float] = typer.Option(None, "--sigma", help="Training strengths s ~ U(-sigma, sigma) (paper: 1; final model 0.5)."),
+    n_colors: Optional[int] = typer.Option(None, "--n-colors", help="Style-mixing segments of the training codes (paper: 2; 0 = one per W+ layer, the final model's setting)."),
     pca_samples: int = typer.Option(100_000, "--pca-samples", help="Mapped samples for the W PCA basis (cached per generator)."),
     precision: str = typer.Option("auto", "--precision", help="auto (bfloat16 autocast on CUDA, float32 on CPU), fp32 or bf16."),
     seed: int = typer.Option(0, "--seed", help="Random seed (initialisation and every training draw)."),
@@ -61,10 +62,11 @@ def train_navigator_cmd(
     from ..checkpoints import load_network
     from navigator.train import STATE_FILE, TrainConfig, train_navigator
 
-    cfg = TrainConfig(variant=variant, num_directions=directions, directions=direction_source,
-                      num_components=components, kimg=kimg, batch=batch, lr=lr, div_lambda=div_lambda, sigma=sigma,
-                      n_colors=n_colors, pca_samples=pca_samples, precision=precision, sensor=sensor, seed=seed,
-                      snapshot_every=snapshot_every)
+    given = dict(num_directions=directions, lr=lr, div_lambda=div_lambda, sigma=sigma, n_colors=n_colors)
+    cfg = TrainConfig.preset(preset, variant=variant, directions=direction_source, num_components=components,
+                             kimg=kimg, batch=batch, pca_samples=pca_samples, precision=precision, sensor=sensor,
+                             seed=seed, snapshot_every=snapshot_every,
+                             **{k: v for k, v in given.items() if v is not None})
     cfg.validate()
     if out.exists() and not out.is_dir():
         raise UsageError("--out must be a folder", out)
