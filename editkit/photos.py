@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ DEFAULT_MAX_PIXELS = 100_000_000
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
                  ".tif": "TIFF", ".tiff": "TIFF"}
 _EXIF_ORIENTATION = 0x0112
+_open_lock = threading.Lock()  # Image.MAX_IMAGE_PIXELS is global: swap it under a lock
 
 
 def max_pixels() -> int:
@@ -78,12 +80,13 @@ def read_photo(path: str | Path, limit: int | None = None) -> Photo:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            old_limit = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # our own limit below, checked before decoding pixels
-            try:
-                im = Image.open(io.BytesIO(data))
-            finally:
-                Image.MAX_IMAGE_PIXELS = old_limit
+            with _open_lock:
+                old_limit = Image.MAX_IMAGE_PIXELS
+                Image.MAX_IMAGE_PIXELS = None  # our own limit below, checked before decoding pixels
+                try:
+                    im = Image.open(io.BytesIO(data))
+                finally:
+                    Image.MAX_IMAGE_PIXELS = old_limit
             w, h = im.size
             if w <= 0 or h <= 0:
                 raise BadInputError(f"image has no pixels ({w}x{h})", p)

@@ -228,6 +228,23 @@ def test_faces_sorted_and_max_faces():
     assert faces[0].score == max(f.score for f in both)
 
 
+def _iou(a, b) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_cnn_detector_option_finds_the_face():
+    img = load_photo(FIX / "fr_obama_240p.jpg")
+    sub = cv2.resize(img[0:130, 140:300], (320, 260), interpolation=cv2.INTER_CUBIC)
+    (cnn,) = detect_faces(sub, detector="cnn", upsample=0)
+    (hog,) = detect_faces(sub, detector="hog")
+    assert _iou(cnn.box, hog.box) > 0.5 and cnn.landmarks.shape == (68, 2)
+    with pytest.raises(UsageError, match="unknown face detector"):
+        detect_faces(sub, detector="mtcnn")
+
+
 # --- optional FAN backend -----------------------------------------------------------------------------------
 
 def test_fan_backend_missing_is_clear(tmp_path, monkeypatch):

@@ -12,20 +12,23 @@ from ..cli_app import app
 from ..errors import BadInputError, EditkitError, UsageError
 
 
-def expand_inputs(inputs: list[Path], skip: Path | None = None) -> list[Path]:
+def expand_inputs(inputs: list[Path]) -> list[Path]:
     """Files given directly, plus the non-hidden files of given folders (sorted, not recursive)."""
     files: list[Path] = []
     for p in inputs:
         if p.is_dir():
-            for child in sorted(p.iterdir()):
-                if child.name.startswith(".") or not child.is_file():
-                    continue
-                if skip is not None and child.resolve().parent == skip.resolve():
-                    continue
-                files.append(child)
+            files.extend(c for c in sorted(p.iterdir()) if c.is_file() and not c.name.startswith("."))
         else:
             files.append(p)  # missing or unreadable files are reported when loaded
     return files
+
+
+def _compact_json(doc: dict) -> str:
+    """Indented JSON with every innermost list of numbers on one line (landmarks stay readable)."""
+    import re
+
+    text = json.dumps(doc, indent=1)
+    return re.sub(r"\[\s+([-+0-9.eE,\s]+?)\s+\]", lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
 
 
 def _unique_stem(path: Path, used: set[str]) -> str:
@@ -65,7 +68,7 @@ def align_cmd(
         raise UsageError(f"--upsample must be between 0 and 4, got {upsample}")
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError("output exists and is not a folder", out_dir)
-    files = expand_inputs(list(photos), skip=out_dir if out_dir.exists() else None)
+    files = expand_inputs(list(photos))
     if not files:
         raise UsageError("no photos given (the folders are empty)")
     json_path = out_dir / "alignment.json"
@@ -107,7 +110,7 @@ def align_cmd(
            "landmarks": landmarks, "photos": results,
            "failed": [{"photo": e.path, "error": str(e)} for e in failures]}
     if results:
-        atomic_write_text(json_path, json.dumps(doc, indent=1) + "\n")
+        atomic_write_text(json_path, _compact_json(doc) + "\n")
         typer.echo(f"aligned {n_faces} face(s) from {len(results)} photo(s) -> {out_dir} (alignment.json)")
     if failures:
         if len(files) == 1:
