@@ -153,3 +153,29 @@ def test_save_image_atomic_formats_and_errors(tmp_path):
         save_image(tmp_path / "o.xyz", arr)
     with pytest.raises(UsageError, match="uint8"):
         save_image(tmp_path / "o2.png", arr.astype(np.float32))
+
+
+def test_16_bit_png_and_tiff(tmp_path):
+    import cv2
+
+    a = np.zeros((4, 5, 3), np.uint16)
+    a[..., 0], a[..., 1], a[..., 2] = 65535, 32768, 256
+    cv2.imwrite(str(tmp_path / "rgb16.png"), a[..., ::-1])
+    cv2.imwrite(str(tmp_path / "rgb16.tif"), a[..., ::-1])
+    cv2.imwrite(str(tmp_path / "gray16.png"), a[..., 1])
+    for name in ("rgb16.png", "rgb16.tif"):
+        assert tuple(load_photo(tmp_path / name)[0, 0]) == (255, 128, 1)
+    assert tuple(load_photo(tmp_path / "gray16.png")[0, 0]) == (128, 128, 128)
+
+
+def test_colour_profile_kept_on_save(tmp_path):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "icc.png"
+    Image.fromarray(_gradient()).save(src, icc_profile=icc)
+    photo = read_photo(src)
+    assert photo.icc_profile == icc
+    for suffix in (".png", ".jpg"):
+        out = save_image(tmp_path / f"out{suffix}", photo.array, like=photo)
+        assert Image.open(out).info.get("icc_profile") == icc
