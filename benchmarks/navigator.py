@@ -69,12 +69,41 @@ def bench(G, variant: str, K: int, batch: int, precision: str, iters: int, warmu
     return {"s_per_iter": dt, "img_per_s": images / dt, "peak_mb": peak_memory_mb(device)}
 
 
+def sensor_costs(res: int, batch: int, device: torch.device, iters: int) -> None:
+    """Forward + backward time of each sensor on ``batch`` images (random weights: same cost)."""
+    import torchvision
+    from editkit.networks import Discriminator
+    from navigator.sensors import _STAGE_ENDS, DiscriminatorSensor, FeatureSensor
+
+    torch.manual_seed(0)
+    vgg = FeatureSensor(torchvision.models.vgg16(weights=None).features, _STAGE_ENDS["vgg16"], "vgg16")
+    D = Discriminator(resolution=res, channel_base=32768 if res >= 512 else 16384, channel_max=512)
+    sensors = {"alexnet / random-alexnet": random_alexnet(0), "vgg16": vgg, "discriminator": DiscriminatorSensor(D)}
+    print(f"\nsensor cost at {res} px, batch {batch} (forward + backward to the input)")
+    print(f"{'sensor':<26} {'ms/iter':>9} {'ms/image':>9}")
+    for name, s in sensors.items():
+        s = s.to(device)
+        x = torch.randn(batch, 3, res, res, device=device, requires_grad=True)
+        for i in range(iters + 1):
+            if i == 1:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t0 = time.perf_counter()
+            sum(f.float().square().mean() for f in s(x)).backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        dt = (time.perf_counter() - t0) / iters
+        print(f"{name:<26} {dt * 1000:>9.1f} {dt * 1000 / batch:>9.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     ap.add_argument("--iters", type=int, default=None, help="timed iterations (default 5 CPU, 20 CUDA)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--resolutions", default=None, help="comma list (default: 16 on CPU, 256,512 on CUDA)")
+    ap.add_argument("--sensor-res", type=int, default=None, help="also time each sensor at this resolution "
+                    "(default: 64 on CPU, 512 on CUDA; 0 to skip)")
     args = ap.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
@@ -106,6 +135,9 @@ def main() -> None:
               f"{r['peak_mb']:>9.0f} {ref if ref else '-':>17} {speed:>8}")
     if device.type == "cpu":
         print("peak MB on the CPU is the process's peak resident memory.")
+    sres = args.sensor_res if args.sensor_res is not None else (64 if device.type == "cpu" else 512)
+    if sres:
+        sensor_costs(sres, 4 if device.type == "cpu" else 30, device, 3 if device.type == "cpu" else 10)
 
 
 if __name__ == "__main__":

@@ -205,6 +205,8 @@ class NavigatorTrainer:
         self.iteration = 0
         self.progress = progress and self.rank == 0
         self.use_bf16 = self.device.type == "cuda" and cfg.precision in ("auto", "bf16")
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True   # fixed shapes every iteration
         self.grid_ws = None
 
     # -- one iteration ----------------------------------------------------------------------------
