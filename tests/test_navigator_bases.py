@@ -7,7 +7,6 @@ import torch
 from editkit.errors import CheckpointError, MissingWeightsError, UsageError
 from navigator import Navigator, load_navigator, save_navigator
 from navigator import bases, sensors
-from navigator.model import rms_normalize
 
 torch.set_num_threads(1)
 
