@@ -241,8 +241,11 @@ class NavigatorTrainer:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_bf16):
             if cfg.variant == "binary":
                 codes = losses.binary_codes(ws, offsets, draw)
-                feats = self.sensor(self.G.synthesis(codes, noise_mode=noise_mode))
-                main = losses.binary_loss(feats)
+                n_base = ws.shape[0]             # the unedited images need no gradient: no backward pass
+                with torch.no_grad():
+                    base = self.sensor(self.G.synthesis(codes[:n_base], noise_mode=noise_mode))
+                edited = self.sensor(self.G.synthesis(codes[n_base:], noise_mode=noise_mode))
+                main = losses.binary_loss([torch.cat([b, e]) for b, e in zip(base, edited)])
             else:
                 codes = losses.prototype_codes(ws, offsets, draw)
                 feats = self.sensor(self.G.synthesis(codes, noise_mode=noise_mode))
