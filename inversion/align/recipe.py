@@ -50,6 +50,29 @@ def quad_to_matrix(quad: np.ndarray, size: int) -> np.ndarray:
     return np.array([[ax[0], ay[0], t[0]], [ax[1], ay[1], t[1]], [0.0, 0.0, 1.0]])
 
 
+def _reflect_pad_blend(img: Image.Image, pad: np.ndarray, side: float) -> tuple[Image.Image, tuple]:
+    """Reflect-pad by ``pad`` (left, top, right, bottom) and blend the padding into a blur and the median.
+
+    Returns the padded image and, in its pixels, the box of the first/last real pixels and the box
+    inside which the blur left real pixels untouched (its weight reaches 0 at 4/3 of the pad width).
+    """
+    left, top, right, bottom = pad
+    arr = np.pad(np.asarray(img, dtype=np.float32), ((top, bottom), (left, right), (0, 0)), mode="reflect")
+    h, w = arr.shape[:2]
+    cols = np.arange(w)[None, :, None]
+    rows = np.arange(h)[:, None, None]
+    # 0 on the first real pixel, rising to 1 at the outer edge of the padding, negative inside
+    out_x = 1.0 - np.minimum(np.float32(cols) / left, np.float32(w - 1 - cols) / right)
+    out_y = 1.0 - np.minimum(np.float32(rows) / top, np.float32(h - 1 - rows) / bottom)
+    outside = np.maximum(out_x, out_y)
+    sigma = side * 0.02
+    arr += (scipy.ndimage.gaussian_filter(arr, [sigma, sigma, 0]) - arr) * np.clip(outside * 3.0 + 1.0, 0.0, 1.0)
+    arr += (np.median(arr, axis=(0, 1)) - arr) * np.clip(outside, 0.0, 1.0)
+    data = np.array([left, top, w - 1 - right, h - 1 - bottom], dtype=np.float64)
+    clean = np.array([left * 4 / 3, top * 4 / 3, w - 1 - right * 4 / 3, h - 1 - bottom * 4 / 3])
+    return Image.fromarray(np.uint8(np.clip(np.rint(arr), 0, 255)), "RGB"), (data, clean)
+
+
 def warp_quad(image: np.ndarray, quad: np.ndarray, size: int, supersample: int = 4,
               padding: bool = True) -> tuple[np.ndarray, np.ndarray, tuple | None]:
     """Cut the oriented square ``quad`` out of ``image`` as a ``size``×``size`` RGB crop.
@@ -62,62 +85,47 @@ def warp_quad(image: np.ndarray, quad: np.ndarray, size: int, supersample: int =
     """
     img = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB")
     quad = np.asarray(quad, dtype=np.float64).copy()
-    transform_size = int(size) * int(supersample)
-    qsize = np.hypot(*(quad[3] - quad[0]))
-    scale = np.array([1.0, 1.0])  # original pixels per working pixel, per axis
-    offset = np.array([0.0, 0.0])  # working-index -> original-index shift
+    side = np.hypot(*(quad[3] - quad[0]))
+    scale = np.ones(2)  # original pixels per working pixel, per axis
+    offset = np.zeros(2)  # working index + offset = (shrunk) original index
 
-    # Shrink very large faces first (box filter of the official recipe, here LANCZOS as Pillow's ANTIALIAS).
-    shrink = int(np.floor(qsize / size * 0.5))
-    if shrink > 1:
-        rsize = (int(np.rint(img.size[0] / shrink)), int(np.rint(img.size[1] / shrink)))
-        scale = np.array([image.shape[1] / rsize[0], image.shape[0] / rsize[1]])
-        img = img.resize(rsize, _LANCZOS)
-        quad /= shrink
-        qsize /= shrink
+    # 1. Faces much larger than the output are first reduced by an integer factor.
+    factor = int(np.floor(side / size * 0.5))
+    if factor > 1:
+        new_size = tuple(int(np.rint(v / factor)) for v in img.size)
+        scale = np.array([image.shape[1] / new_size[0], image.shape[0] / new_size[1]])
+        img = img.resize(new_size, _LANCZOS)
+        quad /= factor
+        side /= factor
 
-    # Crop to the quad plus a border.
-    border = max(int(np.rint(qsize * 0.1)), 3)
-    lo = np.floor(quad.min(axis=0)).astype(int)
-    hi = np.ceil(quad.max(axis=0)).astype(int)
-    crop = (max(lo[0] - border, 0), max(lo[1] - border, 0),
-            min(hi[0] + border, img.size[0]), min(hi[1] + border, img.size[1]))
-    if crop[2] - crop[0] < img.size[0] or crop[3] - crop[1] < img.size[1]:
-        img = img.crop(crop)
-        quad -= crop[0:2]
-        offset += crop[0:2]
+    # 2. Keep only the quad's bounding box plus a margin of a tenth of its side.
+    margin = max(int(np.rint(side * 0.1)), 3)
+    x0, y0 = np.floor(quad.min(axis=0)).astype(int) - margin
+    x1, y1 = np.ceil(quad.max(axis=0)).astype(int) + margin
+    box = (max(x0, 0), max(y0, 0), min(x1, img.size[0]), min(y1, img.size[1]))
+    if box[2] - box[0] < img.size[0] or box[3] - box[1] < img.size[1]:
+        img = img.crop(box)
+        quad -= box[:2]
+        offset += box[:2]
 
-    # Pad where the quad leaves the photo: reflect, then blend towards a blur and the median colour.
-    lo = np.floor(quad.min(axis=0)).astype(int)
-    hi = np.ceil(quad.max(axis=0)).astype(int)
-    pad = (max(-lo[0] + border, 0), max(-lo[1] + border, 0),
-           max(hi[0] - img.size[0] + border, 0), max(hi[1] - img.size[1] + border, 0))
-    valid = None
-    if padding and max(pad) > border - 4:
-        pad = np.maximum(pad, int(np.rint(qsize * 0.3)))
-        arr = np.pad(np.float32(img), ((pad[1], pad[3]), (pad[0], pad[2]), (0, 0)), "reflect")
-        h, w, _ = arr.shape
-        yy, xx, _ = np.ogrid[:h, :w, :1]
-        mask = np.maximum(1.0 - np.minimum(np.float32(xx) / pad[0], np.float32(w - 1 - xx) / pad[2]),
-                          1.0 - np.minimum(np.float32(yy) / pad[1], np.float32(h - 1 - yy) / pad[3]))
-        blur = qsize * 0.02
-        arr += (scipy.ndimage.gaussian_filter(arr, [blur, blur, 0]) - arr) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
-        arr += (np.median(arr, axis=(0, 1)) - arr) * np.clip(mask, 0.0, 1.0)
-        img = Image.fromarray(np.uint8(np.clip(np.rint(arr), 0, 255)), "RGB")
+    # 3. Where the quad (plus margin) leaves the photo, pad by reflection and fade to blur and median.
+    x0, y0 = np.floor(quad.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(quad.max(axis=0)).astype(int)
+    need = (max(margin - x0, 0), max(margin - y0, 0), max(x1 - img.size[0] + margin, 0), max(y1 - img.size[1] + margin, 0))
+    ramp = None
+    if padding and max(need) > margin - 4:
+        pad = np.maximum(need, int(np.rint(side * 0.3)))  # left, top, right, bottom
+        img, ramp_pad = _reflect_pad_blend(img, pad, side)
         quad += pad[:2]
         offset -= pad[:2]
-        # blur weight = clip(3 * mask + 1): 1 at the first real pixel, 0 from 4/3 of the pad inwards
-        def to_photo(pts: np.ndarray) -> list[float]:
-            return [float(v) for v in ((pts.reshape(2, 2) + offset + 0.5) * scale - 0.5).ravel()]
-
-        data = to_photo(np.array([pad[0], pad[1], w - 1 - pad[2], h - 1 - pad[3]], np.float64))
-        clean = to_photo(np.array([pad[0] * 4 / 3, pad[1] * 4 / 3, w - 1 - pad[2] * 4 / 3, h - 1 - pad[3] * 4 / 3]))
-        valid = (tuple(data), tuple(clean))
+        ramp = tuple(tuple(float(v) for v in ((b.reshape(2, 2) + offset + 0.5) * scale - 0.5).ravel())
+                     for b in ramp_pad)
 
     # High-resolution quad transform, then downsample.
+    transform_size = int(size) * int(supersample)
     out = img.transform((transform_size, transform_size), Image.Transform.QUAD, (quad + 0.5).flatten(), _BILINEAR)
     if size < transform_size:
         out = out.resize((size, size), _LANCZOS)
     # Working index i is original continuous (i + offset + 0.5) * scale.
     effective = (quad + offset + 0.5) * scale - 0.5
-    return np.asarray(out, dtype=np.uint8), effective, valid
+    return np.asarray(out, dtype=np.uint8), effective, ramp
