@@ -219,6 +219,15 @@ def test_no_face_is_a_clear_error(tmp_path):
         align_faces(np.zeros((10, 10), np.float32))
 
 
+def test_upsampling_finds_small_faces():
+    img = load_photo(FIX / "fr_obama_240p.jpg")
+    small = cv2.resize(img, (214, 120), interpolation=cv2.INTER_AREA)  # face ~35 px: below HOG's 80-px window
+    with pytest.raises(NoFaceError, match="upsample"):
+        align_faces(small, upsample=0)
+    (face,) = align_faces(small, upsample=1, size=64)
+    assert face.image.shape == (64, 64, 3)
+
+
 def test_faces_sorted_and_max_faces():
     img = load_photo(FIX / "dlib_voc_2008_001009.jpg")
     faces = align_faces(img, size=64, max_faces=1)
