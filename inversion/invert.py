@@ -87,6 +87,8 @@ def invert(G, images: torch.Tensor, method: str = "hybrid", encoder=None, steps:
             feature_fn, name = None, ""
         loss_fn = ReconstructionLoss(vgg16, feature_fn=feature_fn, feature_name=f"{name} features",
                                      pixel_weight=pixel_weight)
+    if isinstance(loss_fn, torch.nn.Module):
+        loss_fn.to(device)
     if schedule is None:
         schedule = REFINE_SCHEDULE if method == "hybrid" else ProjectorSchedule()
     schedule = schedule_with_steps(schedule, steps)

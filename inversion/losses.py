@@ -26,6 +26,7 @@ from torch import nn
 from editkit.errors import MissingWeightsError
 
 log = logging.getLogger(__name__)
+_announced: list = []
 
 VGG16_FILENAME = "vgg16-397923af.pth"
 VGG16_ENV = "EDITKIT_VGG16"
@@ -144,7 +145,8 @@ class ReconstructionLoss(nn.Module):
             self.kind = f"fallback: pixel + {feature_name}"
         else:
             self.kind = "fallback: pixel only"
-        if self.lpips is None and use_vgg and not quiet:
+        if self.lpips is None and use_vgg and not quiet and not _announced:
+            _announced.append(True)  # once per process
             log.warning(FALLBACK_MESSAGE.format(env=VGG16_ENV, cache=vgg16_cache_path(), name=VGG16_FILENAME,
                                                 feat=f"{feature_name} feature matching" if feature_fn else "nothing"))
         self._target_feats, self._target_ref = None, None

@@ -166,6 +166,8 @@ def train_encoder(G, config: EncoderTrainConfig | dict, out_dir: str | Path, res
     cfg = config if isinstance(config, EncoderTrainConfig) else EncoderTrainConfig.from_dict(dict(config))
     out = Path(out_dir)
     device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     joined = init_distributed(str(device))
     rank, world = _dist_info()
     if cfg.batch_size % world:

@@ -72,11 +72,18 @@ def test_projector_schedule_defaults():
     assert REFINE_SCHEDULE.w_noise == 0 and REFINE_SCHEDULE.lr_at(0) > 0
 
 
-def test_fallback_loss_is_announced(caplog):
+def test_fallback_loss_is_announced(caplog, monkeypatch):
+    import inversion.losses
+
+    monkeypatch.setattr(inversion.losses, "_announced", [])
     with caplog.at_level(logging.WARNING):
         loss = ReconstructionLoss()
     assert loss.lpips is None and loss.kind == "fallback: pixel only"
     assert "Expect" in caplog.text and "vgg16-397923af.pth" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        ReconstructionLoss()
+    assert "Expect" not in caplog.text  # said once per process, not once per batch
     with pytest.raises(MissingWeightsError, match="nope.pth"):
         find_vgg16("nope.pth")
 

@@ -1,6 +1,7 @@
 """``editkit invert``: align the faces of a photo and write their W+ codes, reconstructions and quality."""
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Optional
@@ -83,7 +84,8 @@ def invert_cmd(
         faces = list(enumerate(found)) if which == "all" else [(which, found[which])]
         crops = [f.image for _, f in faces]
     options = dict(steps=steps, w_space=w_space, vgg16=vgg16, stop_psnr=stop_psnr, batch_size=batch_size)
-    inv = editor.invert_crops(crops, method, **options)
+    with _optimisation_progress() as progress:
+        inv = editor.invert_crops(crops, method, progress=progress, **options)
     ws = inv.ws.detach().cpu().float().numpy()
     recon = to_uint8(inv.images)
     m = inv.metrics
@@ -114,6 +116,24 @@ def invert_cmd(
     }
     atomic_write_text(paths["quality"], json.dumps(report, indent=2))
     _print_quality(report, paths)
+
+
+@contextlib.contextmanager
+def _optimisation_progress():
+    """A rich progress bar fed by ``inversion.invert``'s ``progress(step, total, loss)`` callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("optimising"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   TextColumn("loss {task.fields[loss]}"), transient=True)
+    task = bar.add_task("invert", total=None, loss="-")
+
+    def update(step: int, total: int, loss: float) -> None:
+        if step == 1:
+            bar.reset(task, total=total, loss="-")
+        bar.update(task, completed=step, loss=f"{loss:.4f}")
+
+    with bar:
+        yield update
 
 
 def _print_quality(report: dict, paths: dict[str, Path]) -> None:
