@@ -13,6 +13,7 @@ from .errors import EditkitError
 # Each module registers its commands on ``editkit.cli_app`` objects when imported.
 COMMAND_MODULES = [
     "editkit.commands.models",
+    "editkit.commands.train_generator",
     "editkit.commands.align",
     "editkit.commands.edit",
     "editkit.commands.train_navigator",
