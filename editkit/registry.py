@@ -146,6 +146,13 @@ def resolve_weights(spec: str | Path, kind: str | None = None) -> Path:
         if not fp.is_file():
             raise BadInputError(f"registered weights '{spec}' are missing (re-add them with `editkit models add`)", fp)
         return fp
+    if kind in KINDS and (str(spec) in reg["bundles"] or str(spec) in (BUNDLED_NAME, "default") or is_bundle(spec)):
+        b = resolve_bundle(spec)  # a bundle stands for its generator / encoder / default navigator
+        fp = {"generator": b.generator_path, "encoder": b.encoder_path,
+              "navigator": b.navigator_path() if b.navigators else None}[kind]
+        if fp is None:
+            raise UsageError(f"bundle '{b.name}' has no {kind}", b.root)
+        return fp
     if str(spec) in OFFICIAL:
         raise MissingWeightsError(_missing_message(OFFICIAL[str(spec)]))
     raise BadInputError("file not found (and not a registered weights name)", spec)

@@ -107,6 +107,7 @@ def test_edit_labels_negative_strength_several_edits_crops(bundle_dir, photo):
     (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{missing}"], 2, "unknown model"),
     (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{bundle}", "--method", "magic"], 2, "unknown inversion method"),
     (["edit", "{photo}", "-a", "0"], 2, "strength"),
+    (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{bundle}", "--detector", "yolo"], 2, "--detector must be"),
     (["traverse", "{photo}", "-a", "0", "-o", "{tmp}/x.avi", "-m", "{bundle}"], 2, "unsupported output format"),
 ])
 def test_edit_errors_are_one_line_with_exit_codes(bundle_dir, tmp_path, photo, capsys, args, code, message):
@@ -124,6 +125,13 @@ def test_edit_errors_are_one_line_with_exit_codes(bundle_dir, tmp_path, photo, c
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and err.startswith("editkit: "), err
     assert set(tmp_path.iterdir()) == before  # no output, no temp files
+
+
+def test_hybrid_with_few_steps_and_cnn_options(bundle_dir, photo):
+    r = runner.invoke(app, ["edit", str(photo), "-a", "0", "-s", "1", "-m", str(bundle_dir), "--method", "hybrid",
+                            "--steps", "2", "--face", "1", "--upsample", "1", "-o", str(photo.with_name("h.png"))])
+    assert r.exit_code == 0, r.output
+    assert photo.with_name("h.png").is_file()
 
 
 def test_interrupt_leaves_no_partial_file(bundle_dir, photo, monkeypatch, capsys):

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from editkit import registry
 from editkit.cli import main
 from editkit.cli_app import app
-from editkit.errors import CheckpointError, MissingWeightsError
+from editkit.errors import CheckpointError, MissingWeightsError, UsageError
 from product_helpers import build_tiny_bundle, copy_face, run_editkit
 
 runner = CliRunner()
@@ -72,6 +72,11 @@ def test_add_bundle_weights_and_use_them(bundle_dir, home, tmp_path, capsys):
     assert json.loads(runner.invoke(app, ["models", "info", "g16"]).output)["kind"] == "generator"
     rows = {row["name"]: row for row in json.loads(runner.invoke(app, ["models", "list", "--json"]).output)}
     assert rows["mix"]["status"] == "registered" and rows["g16"]["type"] == "generator"
+    # a bundle name stands for its files wherever one file is expected
+    assert registry.resolve_weights("tiny", "generator") == bundle_dir / "generator.safetensors"
+    assert registry.resolve_weights(str(bundle_dir), "navigator") == bundle_dir / "navigator-free.safetensors"
+    with pytest.raises(UsageError, match="has no encoder"):
+        registry.resolve_weights("mix", "encoder")
     assert runner.invoke(app, ["models", "remove", "mix"]).exit_code == 0
     assert "mix" not in registry.read_registry()["bundles"]
 

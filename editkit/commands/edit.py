@@ -17,15 +17,22 @@ _ENC_HELP = "Encoder weights (e4e .pt or editkit light encoder) or registered na
 _NAV_HELP = "Navigator file (.safetensors from `editkit train navigator`) or registered name; replaces the bundle's."
 _METHOD_HELP = "Inversion: 'encoder' (fast), 'optimize' (faithful, slow) or 'hybrid' (encoder + short optimisation)."
 _DEVICE_HELP = "Device: cpu, cuda, cuda:N or auto."
+_STEPS_HELP = "Optimisation steps for 'hybrid'/'optimize' (default: the inversion's own: 250 hybrid, 1000 optimize)."
+_DET_HELP = "Face detector: 'hog' (fast) or 'cnn' (dlib MMOD; finds small and turned faces, slower)."
+_UPS_HELP = "Upsample the photo this many times before detection (finds smaller faces, slower)."
 _ATTR_HELP = "Direction: an index or a label (see `editkit directions`); repeat for several edits at once."
 
 
 def make_editor(model: str | None, generator: str | None, encoder: str | None, navigator: str | None,
-                device: str, method: str):
+                device: str, method: str, steps: int | None = None, detector: str = "hog", upsample: int = 1):
     """An Editor from the common model options (loads every network once)."""
     from ..editor import Editor
 
-    return Editor(model, generator=generator, encoder=encoder, navigator=navigator, device=device, method=method)
+    if detector not in ("hog", "cnn"):
+        raise UsageError(f"--detector must be 'hog' or 'cnn', got {detector!r}")
+    return Editor(model, generator=generator, encoder=encoder, navigator=navigator, device=device, method=method,
+                  invert_options={"steps": steps} if steps else None,
+                  align_options={"detector": detector, "upsample": upsample})
 
 
 def parse_faces(face: str) -> str | int:
@@ -82,6 +89,9 @@ def edit_cmd(
     crop_only: bool = typer.Option(False, "--crop-only", help="Write only the edited aligned face crop(s), no paste-back."),
     crops: bool = typer.Option(False, "--crops", help="Also write OUTPUT-stem.crops.png: every aligned face before | after."),
     method: str = typer.Option("hybrid", "--method", help=_METHOD_HELP),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help=_STEPS_HELP),
+    detector: str = typer.Option("hog", "--detector", help=_DET_HELP),
+    upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
     device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (the input is never replaced)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
@@ -95,7 +105,7 @@ def edit_cmd(
     check_writable(out, overwrite, (photo,))  # fail before loading any model
     if crops:
         check_writable(out.with_name(out.stem + ".crops.png"), overwrite, (photo,))
-    ed = make_editor(model, generator, encoder, navigator, device, method)
+    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample)
     res = ed.edit(photo, list(attr), list(strength), faces=faces, method=method)
     written = res.save(out, crop_only=crop_only, crops=crops, overwrite=overwrite, inputs=(photo,))
     if not quiet:
@@ -117,6 +127,9 @@ def batch_cmd(
     crop_only: bool = typer.Option(False, "--crop-only", help="Write the edited aligned crops (PNG) instead of full photos."),
     shard: Optional[str] = typer.Option(None, "--shard", help="i/n: process only shard i of n (split a folder across processes or machines)."),
     method: str = typer.Option("hybrid", "--method", help=_METHOD_HELP),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help=_STEPS_HELP),
+    detector: str = typer.Option("hog", "--detector", help=_DET_HELP),
+    upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
     device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos whose output exists (default: skip them, so runs resume)."),
 ) -> None:
@@ -134,7 +147,7 @@ def batch_cmd(
         from ..errors import BadInputError
 
         raise BadInputError("not a folder", folder)
-    ed = make_editor(model, generator, encoder, navigator, device, method)
+    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample)
     total = sum(1 for _ in iter_photos(folder, sh, exclude=output))
     with Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), transient=False, disable=not sys.stderr.isatty()) as prog:
@@ -171,6 +184,9 @@ def traverse_cmd(
     encoder: Optional[str] = typer.Option(None, "--encoder", help=_ENC_HELP),
     navigator: Optional[str] = typer.Option(None, "--navigator", help=_NAV_HELP),
     method: str = typer.Option("hybrid", "--method", help=_METHOD_HELP),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help=_STEPS_HELP),
+    detector: str = typer.Option("hog", "--detector", help=_DET_HELP),
+    upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
     device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
@@ -183,7 +199,7 @@ def traverse_cmd(
         raise UsageError(f"unsupported output format '{out.suffix}' (use .gif, .mp4 or .png)", out)
     _check_photo(photo)
     check_writable(out, overwrite, (photo,))
-    ed = make_editor(model, generator, encoder, navigator, device, method)
+    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample)
     trav = ed.traverse(photo, list(attr), range_, frames=frames, face=face, method=method)
     trav.save(out, duration_ms=duration, overwrite=overwrite, inputs=(photo,))
     typer.echo(f"{len(trav.directions)} direction(s) x {frames} frames ({trav.strengths[0]:+g}..{trav.strengths[-1]:+g}) -> {out}")
