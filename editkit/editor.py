@@ -135,7 +135,8 @@ class FaceInversion:
 class Editor:
     """Loads a generator, an optional encoder and a navigator once; edits photos with them.
 
-    ``model``: a bundle folder, a registered bundle name, or None for the bundled model.
+    ``model``: a bundle folder, a registered bundle name, or None for the bundled model (a generator
+    file or registered generator name also works, with ``navigator`` given separately).
     ``invert_options`` go to ``inversion.invert`` (e.g. ``steps``), ``align_options`` to
     ``inversion.align.align_faces`` (e.g. ``detector='cnn'``, ``upsample=2``). Official files instead: ``Editor(generator="ffhq.pkl", encoder="e4e_ffhq_encode.pt",
     navigator="nav.safetensors", alignment="ffhq")``. ``generator``/``encoder``/``navigator`` also
@@ -156,6 +157,8 @@ class Editor:
 
         self.device = _device(device)
         self.bundle = None
+        if generator is None and model is not None and registry.is_generator_spec(model):
+            generator, model = model, None  # --model ffhq.pkl / a registered generator name
         if generator is None:
             self.bundle = registry.resolve_bundle(model)
             gen_path = self.bundle.generator_path

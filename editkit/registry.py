@@ -158,6 +158,15 @@ def resolve_weights(spec: str | Path, kind: str | None = None) -> Path:
     raise BadInputError("file not found (and not a registered weights name)", spec)
 
 
+def is_generator_spec(spec: str | Path) -> bool:
+    """True for a weights file (not a bundle) or the registered name of a generator."""
+    p = Path(spec).expanduser()
+    if p.is_file() and p.name != MANIFEST:
+        return True
+    entry = read_registry()["weights"].get(str(spec))
+    return entry is not None and entry.get("kind") == "generator"
+
+
 def _missing_message(off: OfficialFile, reason: str = "") -> str:
     how = (f"download {off.filename} from {off.url} in a browser" if not off.direct
            else f"fetch {off.url} on a machine with internet")

@@ -83,6 +83,9 @@ def test_shards_partition_the_folder(folder):
         parts = [sorted(str(p) for p in iter_photos(folder, (i, n))) for i in range(n)]
         assert sorted(sum(parts, [])) == every  # disjoint and complete
         assert sum(len(p) for p in parts) == len(every)
+    # an output folder inside the input folder is never read back as input
+    assert [p.name for p in iter_photos(folder, exclude=folder / "sub")] == ["a_good.jpg", "d_truncated.jpg",
+                                                                           "e_text.jpg"]
     assert in_shard("a/b.jpg", (0, 1))
     assert parse_shard("1/4") == (1, 4) and parse_shard(None) == (0, 1)
     for bad in ("4/4", "x", "1/0", "-1/2"):
