@@ -40,7 +40,7 @@ def standin_bundle(out: Path) -> Path:
     from editkit.bundle import write_bundle
     from editkit.networks import Generator
     from inversion.encoders import build_encoder
-    from navigator.model import Navigator
+    from navigator import Navigator
 
     torch.manual_seed(0)
     G = Generator(z_dim=128, w_dim=128, resolution=64, channel_base=4096, channel_max=128, mapping_layers=2)

@@ -201,7 +201,7 @@ def _write_component(obj: Any, dst: Path, kind: str) -> None:
 
         save_encoder(dst, obj)
     elif kind == "navigator":
-        from navigator.io import save_navigator
+        from navigator import save_navigator
 
         save_navigator(obj, dst)
     else:  # pragma: no cover - internal misuse

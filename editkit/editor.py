@@ -151,7 +151,7 @@ class Editor:
         import editkit
         import inversion
         from inversion.align import get_template
-        from navigator.io import load_navigator
+        from navigator import load_navigator
 
         from . import registry
 

@@ -24,7 +24,7 @@ def build_tiny_bundle(out: Path, with_encoder: bool = True, alignment: str | dic
     from conftest import make_tiny_generator
     from editkit.bundle import write_bundle
     from inversion.encoders import build_encoder
-    from navigator.model import Navigator
+    from navigator import Navigator
 
     G = make_tiny_generator(seed=0)
     enc = None

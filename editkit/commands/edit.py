@@ -11,7 +11,7 @@ import typer
 from ..cli_app import app
 from ..errors import UsageError
 
-_MODEL_HELP = "Model: a bundle folder or a registered name (see `editkit models list`); default: the bundled model."
+_MODEL_HELP = "Model: a bundle folder, a registered name (see `editkit models list`) or a generator file; default: the bundled model."
 _GEN_HELP = "Generator weights file (official NVIDIA .pkl, rosinality/e4e .pt, editkit .safetensors) or registered name; replaces the bundle's."
 _ENC_HELP = "Encoder weights (e4e .pt or editkit light encoder) or registered name; replaces the bundle's."
 _NAV_HELP = "Navigator file (.safetensors from `editkit train navigator`) or registered name; replaces the bundle's."
