@@ -102,3 +102,17 @@ def test_train_encoder_command(models, tmp_path):
     enc = load_encoder(out / "encoder.safetensors")
     assert enc.arch == "light" and (out / "checkpoint.pt").is_file()
     assert main(["train", "encoder", "--generator", str(gpath), "--out", str(out), "--arch", "e4e"]) == 2
+
+
+def test_invert_every_face_of_a_group_photo(models, tmp_path):
+    _, gpath, epath, _ = models
+    photo = Path(__file__).parent / "fixtures" / "align" / "dlib_voc_2008_001009.jpg"  # two faces
+    out = tmp_path / "group.npz"
+    assert main(["invert", str(photo), "--generator", str(gpath), "--encoder", str(epath), "--method", "encoder",
+                 "-o", str(out)]) == 0
+    data = np.load(out)
+    assert list(data["face_index"]) == [0, 1] and data["ws"].shape[0] == 2 and data["quad"].shape == (2, 4, 2)
+    assert not np.allclose(data["ws"][0], data["ws"][1])
+    report = json.loads((tmp_path / "group.quality.json").read_text())
+    assert [f["face"] for f in report["faces"]] == [0, 1]
+    assert report["mean"]["psnr"] == pytest.approx(float(np.mean(data["psnr"])), abs=1e-3)

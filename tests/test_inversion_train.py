@@ -116,3 +116,17 @@ def test_torchrun_ddp_two_ranks(tmp_path):
                    timeout=300)
     assert (tmp_path / "ddp" / "encoder.safetensors").is_file()
     assert load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")["step"] == 2
+
+
+@pytest.mark.slow
+def test_e4e_encoder_trains_for_a_512_wide_generator(tmp_path):
+    from editkit.networks import Generator
+
+    torch.manual_seed(0)
+    G = Generator(z_dim=512, w_dim=512, resolution=16, channel_base=256, channel_max=16).eval()
+    enc = train_encoder(G, EncoderTrainConfig(arch="e4e", steps=1, batch_size=2, lr=1e-4), tmp_path, progress=False)
+    assert enc.arch == "e4e" and enc.num_ws == G.num_ws == 6
+    back = load_encoder(tmp_path / "encoder.safetensors")
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(back(x), enc(x), atol=1e-6)
