@@ -139,3 +139,37 @@ def test_batch_subprocess(folder, tmp_path, bundle_dir):
     assert "done 2, skipped 0 (already finished), failed 3" in r.stdout
     assert "failed: " in r.stderr and "Traceback" not in r.stderr
     assert (out / "batch-report.csv").is_file()
+
+
+def test_real_sigint_leaves_no_partial_files(tmp_path, bundle_dir):
+    """Ctrl-C (SIGINT) on a running `editkit batch` process: exit 130, only complete outputs."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from product_helpers import EDITKIT_BIN
+
+    root = tmp_path / "in"
+    for i in range(40):
+        copy_face(root / f"p{i:02d}.jpg")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([str(EDITKIT_BIN), "batch", str(root), "-o", str(out), "-a", "0", "-s", "1", "-m",
+                             str(bundle_dir), "--method", "encoder"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out.is_dir() and any(out.glob("p*.jpg"))):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    names = [p.name for p in out.iterdir()]
+    assert not [n for n in names if n.startswith(".") or ".part" in n], names  # no temporary files
+    done = [n for n in names if n.endswith(".jpg")]
+    assert 1 <= len(done) < 40
+    from PIL import Image
+
+    for n in done:  # every output that exists is complete
+        Image.open(out / n).load()
+    assert json.loads((out / "batch-report.json").read_text())["done"] == len(done)
