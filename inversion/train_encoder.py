@@ -5,7 +5,7 @@ the layers differ) - loss = ``latent_weight`` * MSE(codes) + ``image_weight`` * 
 (+ LPIPS-VGG16 when a VGG16 file is found) - and, if ``real_data`` (a folder or zip of aligned
 face images) is given, a share of real images with the image loss only.
 
-Exact resume: each step's batch is drawn from a generator seeded by (seed, step, rank), so the
+Exact resume: Ctrl-C saves the finished steps; each step's batch is drawn from a generator seeded by (seed, step, rank), so the
 data of step k never depends on what ran before; the checkpoint holds the weights, the
 optimiser state and the step. DDP: launch with ``torchrun --nproc_per_node N``; each rank
 takes ``batch_size // world_size`` samples (gloo on CPU, nccl on CUDA) and rank 0 writes files.
@@ -227,7 +227,16 @@ def train_encoder(G, config: EncoderTrainConfig | dict, out_dir: str | Path, res
                        TextColumn("{task.fields[info]}"))
         task = bar.add_task("train", total=cfg.steps, completed=start, info="")
         bar.start()
-    log_lines = []
+    log_lines: list[str] = []
+    completed = start
+
+    def checkpoint(step: int) -> None:
+        save_state(step)
+        if rank == 0:
+            with open(out / "log.jsonl", "a", encoding="utf-8") as fh:
+                fh.write("".join(line + "\n" for line in log_lines))
+            log_lines.clear()
+
     try:
         t0 = time.perf_counter()
         for step in range(start, cfg.steps):
@@ -256,7 +265,7 @@ def train_encoder(G, config: EncoderTrainConfig | dict, out_dir: str | Path, res
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            done = step + 1
+            done = completed = step + 1
             if rank == 0:
                 record = {"step": done, **{k: round(float(v.detach()), 6) for k, v in losses.items()}}
                 log_lines.append(json.dumps(record))
@@ -266,13 +275,14 @@ def train_encoder(G, config: EncoderTrainConfig | dict, out_dir: str | Path, res
                 if done % cfg.preview_every == 0 or done == cfg.steps:
                     _save_preview(out / "preview.png", x.detach(), recon.detach())
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                save_state(done)
-                if rank == 0:
-                    with open(out / "log.jsonl", "a", encoding="utf-8") as fh:
-                        fh.write("".join(line + "\n" for line in log_lines))
-                    log_lines.clear()
+                checkpoint(done)
         if rank == 0 and start < cfg.steps:
             log.info("encoder training: %d steps in %.1f s", cfg.steps - start, time.perf_counter() - t0)
+    except KeyboardInterrupt:
+        if completed > start and log_lines:  # keep the finished steps: rerunning resumes exactly
+            checkpoint(completed)
+            log.warning("interrupted: state saved at step %d in %s", completed, ckpt_path)
+        raise
     finally:
         if bar is not None:
             bar.stop()

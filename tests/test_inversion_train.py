@@ -130,3 +130,28 @@ def test_e4e_encoder_trains_for_a_512_wide_generator(tmp_path):
     x = torch.rand(1, 3, 16, 16) * 2 - 1
     with torch.no_grad():
         assert torch.allclose(back(x), enc(x), atol=1e-6)
+
+
+def test_interrupt_saves_a_state_that_resumes_exactly(tmp_path, monkeypatch):
+    import inversion.train_encoder as te
+
+    G = make_tiny_generator()
+    cfg = dict(TINY, checkpoint_every=100)
+    straight = train_encoder(G, EncoderTrainConfig(steps=4, **cfg), tmp_path / "a", progress=False)
+    real_sample = te.sample_codes
+    calls = []
+
+    def interrupt_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_sample(*args, **kwargs)
+
+    monkeypatch.setattr(te, "sample_codes", interrupt_third)
+    with pytest.raises(KeyboardInterrupt):
+        train_encoder(G, EncoderTrainConfig(steps=4, **cfg), tmp_path / "b", progress=False)
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 2
+    monkeypatch.setattr(te, "sample_codes", real_sample)
+    resumed = train_encoder(G, EncoderTrainConfig(steps=4, **cfg), tmp_path / "b", progress=False)
+    a, b = _state(straight), _state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
