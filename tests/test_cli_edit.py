@@ -81,13 +81,13 @@ def test_edit_labels_negative_strength_several_edits_crops(bundle_dir, photo):
     from PIL import Image
 
     r = runner.invoke(app, ["edit", str(photo), "--attr", "smile", "--strength", "-1.5", "--attr", "2",
-                            "--strength", "1", "-m", str(bundle_dir), "--method", "encoder", "--crops", "--face", "1"])
+                            "--strength", "1", "-m", str(bundle_dir), "--method", "encoder", "--crops", "--face", "0"])
     assert r.exit_code == 0, r.output
     out = photo.with_name("photo.edit-smile-s-1.5_attr2-s1.jpg")
     assert out.is_file() and out.with_name(out.stem + ".crops.png").is_file()
     assert "edited 1 face(s) (smile -1.5, age +1)" in r.output
     r = runner.invoke(app, ["edit", str(photo), "-a", "age", "-s", "2", "-m", str(bundle_dir), "--method", "encoder",
-                            "--crop-only", "--face", "1"])
+                            "--crop-only", "--face", "0"])
     assert r.exit_code == 0, r.output
     crop = photo.with_name("photo.edit-age-s2.crop.png")
     assert Image.open(crop).size == (16, 16)
@@ -129,7 +129,7 @@ def test_edit_errors_are_one_line_with_exit_codes(bundle_dir, tmp_path, photo, c
 
 def test_hybrid_with_few_steps_and_cnn_options(bundle_dir, photo):
     r = runner.invoke(app, ["edit", str(photo), "-a", "0", "-s", "1", "-m", str(bundle_dir), "--method", "hybrid",
-                            "--steps", "2", "--face", "1", "--upsample", "1", "-o", str(photo.with_name("h.png"))])
+                            "--steps", "2", "--face", "0", "--upsample", "1", "-o", str(photo.with_name("h.png"))])
     assert r.exit_code == 0, r.output
     assert photo.with_name("h.png").is_file()
 
@@ -154,17 +154,17 @@ def test_traverse_gif_mp4_grid(bundle_dir, photo):
     from PIL import Image
 
     r = runner.invoke(app, ["traverse", str(photo), "--attr", "age", "--range", "3", "--frames", "4", "-m",
-                            str(bundle_dir), "--method", "encoder", "--face", "1"])
+                            str(bundle_dir), "--method", "encoder", "--face", "0"])
     assert r.exit_code == 0, r.output
     gif = photo.with_name("photo.traverse-age.gif")
     assert iio.imread(gif).shape == (6, 16, 16, 3)  # 4 frames forward, 2 back
     mp4 = photo.with_name("t.mp4")
     r = runner.invoke(app, ["traverse", str(photo), "-a", "0", "-n", "3", "-o", str(mp4), "-m", str(bundle_dir),
-                            "--method", "encoder", "--face", "1"])
+                            "--method", "encoder", "--face", "0"])
     assert r.exit_code == 0 and mp4.stat().st_size > 0
     grid = photo.with_name("grid.png")
     r = runner.invoke(app, ["traverse", str(photo), "-a", "0", "-a", "1", "-a", "2", "-n", "5", "-o", str(grid),
-                            "-m", str(bundle_dir), "--method", "encoder", "--face", "1"])
+                            "-m", str(bundle_dir), "--method", "encoder", "--face", "0"])
     assert r.exit_code == 0, r.output
     assert Image.open(grid).size[1] == 3 * 18 + 2  # one row per direction
     r = runner.invoke(app, ["traverse", str(photo), "-a", "0", "-n", "3", "-o", str(grid), "-m", str(bundle_dir)])

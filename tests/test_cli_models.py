@@ -69,7 +69,7 @@ def test_add_bundle_weights_and_use_them(bundle_dir, home, tmp_path, capsys):
     assert (tmp_path / "p.edit-smile-s1.jpg").is_file()
     # a registered generator name works as --model, with the navigator given separately
     r = runner.invoke(app, ["edit", str(photo), "-a", "0", "-s", "1", "-m", "g16", "--navigator", "nav16",
-                            "--method", "optimize", "--steps", "2", "--face", "1", "-o", str(tmp_path / "g.png")])
+                            "--method", "optimize", "--steps", "2", "--face", "0", "-o", str(tmp_path / "g.png")])
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["edit", str(photo), "-a", "0", "-s", "1", "-m", "g16", "-o", str(tmp_path / "h.png")])
     assert isinstance(r.exception, UsageError) and "no navigator" in str(r.exception)

@@ -31,7 +31,7 @@ def test_edit_result_parts(editor, result):
     photo = load_photo(FACE_PHOTO)
     assert result.image.shape == photo.shape and result.image.dtype == np.uint8
     assert np.array_equal(result.photo, photo)
-    assert len(result.faces) >= 1 and result.edits == [(0, 2.0)]
+    assert len(result.faces) == 1 and result.edits == [(0, 2.0)]
     for f in result.faces:
         assert f.before.shape == f.after.shape == f.reconstruction.shape == (16, 16, 3)
         assert f.ws.shape == f.ws_edited.shape == (editor.G.num_ws, editor.G.w_dim)
@@ -44,6 +44,14 @@ def test_edit_result_parts(editor, result):
     assert (result.image != photo).any()
     assert np.array_equal(result.image[:40, -40:], photo[:40, -40:])
     assert np.array_equal(result.image[-10:, :10], photo[-10:, :10])
+
+
+def test_weak_detections_are_dropped_by_default(editor):
+    # the astronaut photo has one face and a weak false HOG detection (score ~0.12) on the suit
+    assert len(editor.align(FACE_PHOTO)) == 1
+    loose = editkit.Editor(editor.bundle.root, method="encoder", align_options={"min_score": 0.0})
+    faces = loose.align(FACE_PHOTO)
+    assert len(faces) == 2 and min(f.score for f in faces) < 0.25
 
 
 def test_several_edits_at_once_and_labels(editor, result):
@@ -112,7 +120,7 @@ def test_traverse_and_files(editor, tmp_path):
     import cv2
     import imageio.v3 as iio
 
-    trav = editor.traverse(FACE_PHOTO, "age", 3.0, frames=5, face=1)
+    trav = editor.traverse(FACE_PHOTO, "age", 3.0, frames=5, face=0)
     assert trav.strengths == [-3.0, -1.5, 0.0, 1.5, 3.0] and trav.directions == [2]
     assert len(trav.frames) == 5 and trav.frames[0].shape == (16, 16, 3)
     assert not np.array_equal(trav.frames[0], trav.frames[-1])
@@ -124,7 +132,7 @@ def test_traverse_and_files(editor, tmp_path):
     cap = cv2.VideoCapture(str(mp4))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 8 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 16
     cap.release()
-    grid = editor.traverse(FACE_PHOTO, [0, 2], None, frames=4, face=1)
+    grid = editor.traverse(FACE_PHOTO, [0, 2], None, frames=4, face=0)
     assert grid.strengths == [-2.0, -2 / 3, 2 / 3, 2.0] or np.allclose(grid.strengths, [-2, -2 / 3, 2 / 3, 2])
     png = grid.save(tmp_path / "g.png")
     from PIL import Image
@@ -136,8 +144,8 @@ def test_traverse_and_files(editor, tmp_path):
 
 
 def test_invert_and_preview(editor):
-    inv = editor.invert(FACE_PHOTO, faces=[1])
-    assert len(inv) == 1 and inv[0].ws.shape == (6, 16) and inv[0].index == 1
+    inv = editor.invert(FACE_PHOTO, faces=[0])
+    assert len(inv) == 1 and inv[0].ws.shape == (6, 16) and inv[0].index == 0
     assert np.array_equal(inv[0].reconstruction, editor.synthesize(inv[0].ws[None])[0])
     grid = editor.preview(samples=2, seed=0)
     assert grid.shape[0] == 4 * 16 + 5 * 2  # a row per direction
@@ -157,9 +165,9 @@ def test_models_loaded_once(bundle_dir, monkeypatch):
 
     monkeypatch.setattr(editkit, "load_generator", counting)
     ed = editkit.Editor(bundle_dir, method="encoder")
-    ed.edit(FACE_PHOTO, 0, 1, faces=1)
-    ed.edit(FACE_PHOTO, 2, -1, faces=1)
-    ed.traverse(FACE_PHOTO, 0, 1, frames=2, face=1)
+    ed.edit(FACE_PHOTO, 0, 1, faces=0)
+    ed.edit(FACE_PHOTO, 2, -1, faces=0)
+    ed.traverse(FACE_PHOTO, 0, 1, frames=2, face=0)
     assert len(calls) == 1
 
 
@@ -167,7 +175,7 @@ def test_official_files_without_encoder_use_optimisation(editor):
     ed = editkit.Editor(generator=editor.paths["generator"], navigator=editor.paths["navigator"],
                         alignment="ffhq", invert_options={"steps": 3})
     assert ed.encoder is None and ed.template.name == "ffhq"
-    res = ed.edit(FACE_PHOTO, "smile", 1.0, faces=1)  # hybrid falls back to optimisation from the average code
+    res = ed.edit(FACE_PHOTO, "smile", 1.0, faces=0)  # hybrid falls back to optimisation from the average code
     assert res.faces[0].ws.shape == (6, 16)
 
 
@@ -190,7 +198,7 @@ def test_missing_default_bundle_is_a_clear_error(monkeypatch, tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu(bundle_dir, editor):
     ed = editkit.Editor(bundle_dir, method="encoder", device="cuda")
-    a = ed.edit(FACE_PHOTO, 0, 2, faces=1).faces[0]
-    b = editor.edit(FACE_PHOTO, 0, 2, faces=1).faces[0]
+    a = ed.edit(FACE_PHOTO, 0, 2, faces=0).faces[0]
+    b = editor.edit(FACE_PHOTO, 0, 2, faces=0).faces[0]
     assert torch.allclose(a.ws_edited, b.ws_edited, atol=1e-3)
     assert np.abs(a.after.astype(int) - b.after.astype(int)).max() <= 3

@@ -34,7 +34,7 @@ def test_traverse_gif(bundle_dir, tmp_path):
 
     photo = copy_face(tmp_path / "p.jpg")
     out = _main("traverse_gif.py")([str(photo), "--model", str(bundle_dir), "--attr", "age", "--frames", "4",
-                                    "--face", "1"])
+                                    "--face", "0"])
     assert iio.imread(out).shape[0] == 6 and out.with_name(out.stem + ".grid.png").is_file()
 
 

@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from ..cli_app import app
+from ..editor import DEFAULT_MIN_FACE_SCORE
 from ..errors import UsageError
 
 _MODEL_HELP = "Model: a bundle folder, a registered name (see `editkit models list`) or a generator file; default: the bundled model."
@@ -19,12 +20,14 @@ _METHOD_HELP = "Inversion: 'encoder' (fast), 'optimize' (faithful, slow) or 'hyb
 _DEVICE_HELP = "Device: cpu, cuda, cuda:N or auto."
 _STEPS_HELP = "Optimisation steps for 'hybrid'/'optimize' (default: the inversion's own: 250 hybrid, 1000 optimize)."
 _DET_HELP = "Face detector: 'hog' (fast) or 'cnn' (dlib MMOD; finds small and turned faces, slower)."
+_SCORE_HELP = "Ignore face detections scoring below this (HOG; real faces score ~0.3-3, false ones ~0.1)."
 _UPS_HELP = "Upsample the photo this many times before detection (finds smaller faces, slower)."
 _ATTR_HELP = "Direction: an index or a label (see `editkit directions`); repeat for several edits at once."
 
 
 def make_editor(model: str | None, generator: str | None, encoder: str | None, navigator: str | None,
-                device: str, method: str, steps: int | None = None, detector: str = "hog", upsample: int = 1):
+                device: str, method: str, steps: int | None = None, detector: str = "hog", upsample: int = 1,
+                min_score: float | None = None):
     """An Editor from the common model options (loads every network once)."""
     from ..editor import Editor
 
@@ -32,7 +35,8 @@ def make_editor(model: str | None, generator: str | None, encoder: str | None, n
         raise UsageError(f"--detector must be 'hog' or 'cnn', got {detector!r}")
     return Editor(model, generator=generator, encoder=encoder, navigator=navigator, device=device, method=method,
                   invert_options={"steps": steps} if steps else None,
-                  align_options={"detector": detector, "upsample": upsample})
+                  align_options={"detector": detector, "upsample": upsample,
+                                 **({} if min_score is None else {"min_score": min_score})})
 
 
 def parse_faces(face: str) -> str | int:
@@ -92,6 +96,7 @@ def edit_cmd(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help=_STEPS_HELP),
     detector: str = typer.Option("hog", "--detector", help=_DET_HELP),
     upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
+    min_score: float = typer.Option(DEFAULT_MIN_FACE_SCORE, "--min-score", help=_SCORE_HELP),
     device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (the input is never replaced)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
@@ -105,7 +110,7 @@ def edit_cmd(
     check_writable(out, overwrite, (photo,))  # fail before loading any model
     if crops:
         check_writable(out.with_name(out.stem + ".crops.png"), overwrite, (photo,))
-    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample)
+    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score)
     res = ed.edit(photo, list(attr), list(strength), faces=faces, method=method)
     written = res.save(out, crop_only=crop_only, crops=crops, overwrite=overwrite, inputs=(photo,))
     if not quiet:
@@ -130,6 +135,7 @@ def batch_cmd(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help=_STEPS_HELP),
     detector: str = typer.Option("hog", "--detector", help=_DET_HELP),
     upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
+    min_score: float = typer.Option(DEFAULT_MIN_FACE_SCORE, "--min-score", help=_SCORE_HELP),
     device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos whose output exists (default: skip them, so runs resume)."),
 ) -> None:
@@ -147,7 +153,7 @@ def batch_cmd(
         from ..errors import BadInputError
 
         raise BadInputError("not a folder", folder)
-    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample)
+    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score)
     total = sum(1 for _ in iter_photos(folder, sh, exclude=output))
     with Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), transient=False, disable=not sys.stderr.isatty()) as prog:
@@ -187,6 +193,7 @@ def traverse_cmd(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help=_STEPS_HELP),
     detector: str = typer.Option("hog", "--detector", help=_DET_HELP),
     upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
+    min_score: float = typer.Option(DEFAULT_MIN_FACE_SCORE, "--min-score", help=_SCORE_HELP),
     device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
@@ -199,7 +206,7 @@ def traverse_cmd(
         raise UsageError(f"unsupported output format '{out.suffix}' (use .gif, .mp4 or .png)", out)
     _check_photo(photo)
     check_writable(out, overwrite, (photo,))
-    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample)
+    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score)
     trav = ed.traverse(photo, list(attr), range_, frames=frames, face=face, method=method)
     trav.save(out, duration_ms=duration, overwrite=overwrite, inputs=(photo,))
     typer.echo(f"{len(trav.directions)} direction(s) x {frames} frames ({trav.strengths[0]:+g}..{trav.strengths[-1]:+g}) -> {out}")
