@@ -33,7 +33,7 @@ VGG16_ENV = "EDITKIT_VGG16"
 LPIPS_SIZE = 256  # the projector measures LPIPS at 256 px
 LPIPS_MIN_SIZE = 64  # smaller images are upsampled so VGG's five stages still see structure
 FALLBACK_MESSAGE = ("no VGG16 weights found (looked at --vgg16, ${env}, {cache}); using the fallback loss "
-                    "(pixel MSE + {feat}). Expect correct colours and layout but blurrier detail than with "
+                    "({feat}). Expect correct colours and layout but blurrier detail than with "
                     "LPIPS; put {name} there or pass --vgg16 PATH for projector-quality results.")
 
 
@@ -148,7 +148,7 @@ class ReconstructionLoss(nn.Module):
         if self.lpips is None and use_vgg and not quiet and not _announced:
             _announced.append(True)  # once per process
             log.warning(FALLBACK_MESSAGE.format(env=VGG16_ENV, cache=vgg16_cache_path(), name=VGG16_FILENAME,
-                                                feat=f"{feature_name} feature matching" if feature_fn else "nothing"))
+                                                feat=f"pixel MSE + {feature_name} matching" if feature_fn else "pixel MSE only"))
         self._target_feats, self._target_ref = None, None
 
     def set_target(self, target: torch.Tensor) -> None:
