@@ -163,6 +163,19 @@ class Navigator(nn.Module):
         """Same as :meth:`offsets`."""
         return self.offsets()
 
+    @torch.no_grad()
+    def negate(self, indices: Sequence[int]) -> "Navigator":
+        """Flip the sign of directions ``indices`` in place (so +strength increases a named attribute);
+        their strength ranges are mirrored."""
+        for k in indices:
+            for name in ("coefficients", "free_directions", "fixed_directions"):
+                t = getattr(self, name, None)
+                if t is not None:
+                    t[k].neg_()
+            lo, hi = self.strength_range[k]
+            self.strength_range[k] = (-hi, -lo)
+        return self
+
     def subset(self, indices: Sequence[int]) -> "Navigator":
         """A new navigator holding directions ``indices`` in that order (e.g. sorted by perceptual
         magnitude, near-duplicates dropped), with their labels and strength ranges."""
