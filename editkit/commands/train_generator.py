@@ -44,8 +44,9 @@ def train_generator_cmd(
     workers: int = typer.Option(2, "--workers", help="Threads decoding images on the first load."),
     snapshot_kimg: float = typer.Option(50.0, "--snapshot-kimg", help="Write a network snapshot and the training state every N kimg (0: only at the end)."),
     sample_kimg: float = typer.Option(10.0, "--sample-kimg", help="Write a sample grid every N kimg."),
+    log_kimg: float = typer.Option(1.0, "--log-kimg", help="Append a line of mean losses and images/s to log.jsonl every N kimg."),
     grid: int = typer.Option(8, "--grid", help="Sample grids are GRID x GRID images (fixed latents)."),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop after this much wall time (the run counts as finished: network-final is written)."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop after this much total training time, counting time before a resume (the run counts as finished: network-final is written)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto (under torchrun: cuda:LOCAL_RANK)."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bfloat16 autocast for the main passes (default: on CUDA only; also fast on CPUs with avx512_bf16/AMX)."),
@@ -66,7 +67,7 @@ def train_generator_cmd(
         pl_interval=pl_interval, style_mixing=style_mixing, ema_kimg=ema_kimg,
         ema_rampup=ema_rampup if ema_rampup else None, augment=augment, mirror=mirror, noise_mode=noise_mode,
         seed=seed, max_images=max_images, cache_dir=cache_dir, workers=workers, snapshot_kimg=snapshot_kimg,
-        sample_kimg=sample_kimg, grid=grid, max_minutes=max_minutes, threads=threads, device=device, amp=amp,
+        sample_kimg=sample_kimg, log_kimg=log_kimg, grid=grid, max_minutes=max_minutes, threads=threads, device=device, amp=amp,
         compile=compile)
     result = train_generator(cfg, resume=resume, show_progress=progress)
     if result is not None:

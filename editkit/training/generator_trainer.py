@@ -171,6 +171,14 @@ class _Dist:
             x /= self.world
         return x
 
+    def any(self, flag: bool) -> bool:
+        """True on every rank if ``flag`` is true on any rank."""
+        if self.world == 1:
+            return bool(flag)
+        t = torch.tensor([1.0 if flag else 0.0], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
@@ -552,7 +560,8 @@ class GeneratorTrainer:
                 self.samples("fakes000000.png")
         total_nimg = int(cfg.kimg * 1000)
         t_start = time.perf_counter()
-        deadline = t_start + cfg.max_minutes * 60 if cfg.max_minutes else None
+        # the time limit counts total training time, including the time before a resume
+        deadline = t_start + cfg.max_minutes * 60 - self.elapsed_prev if cfg.max_minutes else None
         next_sample = _next_mark(self.cur_nimg, cfg.sample_kimg)
         next_snapshot = _next_mark(self.cur_nimg, cfg.snapshot_kimg)
         next_log = _next_mark(self.cur_nimg, cfg.log_kimg)
@@ -562,7 +571,7 @@ class GeneratorTrainer:
         tick_stats: dict[str, list[float]] = {}
         progress = _make_progress(self.show_progress)
         task = progress.add_task("train G", total=total_nimg / 1000, completed=self.cur_nimg / 1000, info="")
-        finished = False
+        finished = out_of_time = False
         try:
             with progress:
                 while self.cur_nimg < total_nimg:
@@ -582,7 +591,7 @@ class GeneratorTrainer:
                         self._write_log(tick_stats, rate, elapsed)
                         tick_t, tick_n, tick_stats = now, self.cur_nimg, {}
                         next_log = _next_mark(self.cur_nimg, cfg.log_kimg)
-                    out_of_time = deadline is not None and now >= deadline
+                    out_of_time = self.dist.any(deadline is not None and now >= deadline)  # ranks stop together
                     stop = out_of_time or (stop_after_steps is not None and steps_done >= stop_after_steps)
                     if self.cur_nimg >= next_sample or self.cur_nimg >= total_nimg or stop:
                         self.samples(f"fakes{self.cur_nimg // 1000:06d}.png")
@@ -595,7 +604,7 @@ class GeneratorTrainer:
                         if out_of_time and self.dist.rank == 0:
                             self._log(f"time limit of {cfg.max_minutes} min reached at {self.cur_nimg / 1000:.1f} kimg")
                         break
-            finished = self.cur_nimg >= total_nimg or (deadline is not None and time.perf_counter() >= deadline)
+            finished = self.cur_nimg >= total_nimg or out_of_time
         except KeyboardInterrupt:
             self.save_state(self.elapsed_prev + time.perf_counter() - t_start)
             raise
