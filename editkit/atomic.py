@@ -24,6 +24,10 @@ def check_writable(path: str | Path, overwrite: bool = False, inputs: tuple = ()
     return p
 
 
+_UMASK = os.umask(0)  # read once at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; it is renamed onto ``path`` only on success.
@@ -38,6 +42,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual permissions
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(OSError):

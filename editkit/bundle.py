@@ -180,6 +180,12 @@ def verify_bundle(bundle: Bundle | str | Path) -> Bundle:
     return b
 
 
+def _umask() -> int:
+    from .atomic import _UMASK
+
+    return _UMASK
+
+
 def file_entry(path: str | Path) -> dict:
     p = Path(path)
     return {"sha256": sha256_file(p), "bytes": p.stat().st_size}
@@ -261,6 +267,7 @@ def write_bundle(
                         default_navigator=default_navigator, alignment=alignment, files=files, licence=licence,
                         provenance=provenance or {}, model_card=card)
         (tmp / MANIFEST).write_text(json.dumps(bundle.manifest(), indent=2) + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes a 0700 folder; bundles are shared package data
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

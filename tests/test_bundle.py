@@ -101,3 +101,15 @@ def test_bundled_model_manifest_when_installed():
     b = verify_bundle(root)
     assert b.total_bytes() <= 50 * 2**20  # the size budget
     assert b.navigators and b.licence and b.model_card_path is not None and b.model_card_path.is_file()
+
+
+def test_outputs_get_normal_permissions(bundle_dir):
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    want = 0o666 & ~umask
+    assert stat.S_IMODE(bundle_dir.stat().st_mode) == 0o777 & ~umask
+    for f in bundle_dir.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == want, (f, oct(f.stat().st_mode))  # not mkstemp's 0600

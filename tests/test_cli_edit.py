@@ -61,6 +61,12 @@ def test_edit_default_name_and_no_overwrite(bundle_dir, photo):
     assert r.exit_code == 0, r.output
     out = photo.with_name("photo.edit-attr3-s2.jpg")
     assert out.is_file() and f"-> {out}" in r.output
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask  # like any new file, not mkstemp's 0600
     assert _sha(photo) == before  # the input is never modified
     # a second run refuses to replace the output ...
     r = runner.invoke(app, ["edit", str(photo), "--attr", "3", "--strength", "2", "--model", str(bundle_dir)])
