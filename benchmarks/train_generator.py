@@ -41,12 +41,12 @@ PRESETS: dict[str, dict] = {
 
 
 def measure(name: str, device: str, seconds: float, amp: bool | None, compile_: bool | None, images: torch.Tensor,
-            batch: int | None) -> dict:
+            batch: int | None, channels_last: bool = True) -> dict:
     kw = dict(PRESETS[name])
     if batch:
         kw["batch"] = batch
     cfg = TrainConfig(data="<memory>", out="/nonexistent", resolution=64, device=device, amp=amp, compile=compile_,
-                      **kw)
+                      channels_last=channels_last, **kw)
     tr = GeneratorTrainer(cfg, show_progress=False, log=lambda m: None)
     sampler = BatchSampler(images.shape[0], cfg.batch, seed=0)
     sync = torch.cuda.synchronize if tr.device.type == "cuda" else (lambda: None)
@@ -84,6 +84,7 @@ def main() -> None:
     ap.add_argument("--amp", choices=["auto", "on", "off", "both"], default="auto",
                     help="bfloat16 autocast (auto: CUDA only; both: a row each)")
     ap.add_argument("--no-compile", action="store_true", help="no torch.compile on CUDA")
+    ap.add_argument("--no-channels-last", action="store_true", help="contiguous (NCHW) conv weights")
     ap.add_argument("--data", default=None, help="measure on a real folder/zip instead of random images")
     args = ap.parse_args()
     if args.threads:
@@ -99,7 +100,8 @@ def main() -> None:
     rows = []
     for name in names:
         for amp in amps:
-            r = measure(name, args.device, args.seconds, amp, False if args.no_compile else None, images, args.batch)
+            r = measure(name, args.device, args.seconds, amp, False if args.no_compile else None, images, args.batch,
+                        channels_last=not args.no_channels_last)
             rows.append(r)
             print(f"  {r['config']}: {r['img_s']:.1f} img/s", file=sys.stderr, flush=True)
     target = REFERENCE_IMG_S * TARGET_FACTOR

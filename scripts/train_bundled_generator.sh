@@ -16,6 +16,8 @@
 #  * ONE torch thread: on the shared 2-core machine 2 OpenMP threads collapse under contention
 #    (1.9 img/s vs 20-22 img/s with 1 thread at load ~4.5; 14 img/s with OMP_WAIT_POLICY=PASSIVE);
 #    2 threads only win on an idle machine (~45-52 img/s). torchrun 2 x 1 thread (gloo) gave 14-18 img/s.
+#  * channels-last conv weights (default): 1 thread went from ~20-22 to ~27 img/s (median step 30 img/s)
+#    at load ~5, i.e. ~90-110 kimg/hour if the machine stays that busy.
 #  * time-limited (--max-minutes): the run ends as finished and writes network-final.safetensors.
 # On a GPU, drop --threads/--max-minutes and raise --kimg (e.g. 2000) and channel_base (e.g. 4096).
 set -euo pipefail

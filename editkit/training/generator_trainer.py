@@ -95,6 +95,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool | None = None  # bfloat16 autocast; None: on CUDA only (also fast on CPUs with avx512_bf16/AMX)
     compile: bool | None = None  # None: on CUDA only
+    channels_last: bool = True  # NHWC conv weights: ~20% faster steps on CPU (oneDNN)
 
     def validate(self) -> "TrainConfig":
         if self.resolution < 8 or self.resolution & (self.resolution - 1):
@@ -319,8 +320,9 @@ class GeneratorTrainer:
         self.policy = parse_policy(cfg.augment)
 
         self.G, self.D = build_networks(cfg)
-        self.G.to(self.device).train()
-        self.D.to(self.device).train()
+        fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.G.to(self.device, memory_format=fmt).train()
+        self.D.to(self.device, memory_format=fmt).train()
         self.dist.broadcast_module(self.G)
         self.dist.broadcast_module(self.D)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
