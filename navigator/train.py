@@ -24,13 +24,14 @@ from safetensors.torch import load_file, save_file
 
 from editkit.atomic import atomic_path, atomic_write_text
 from editkit.errors import CheckpointError, UsageError
+from editkit.photos import save_image
 
 from . import losses
 from .bases import contrafeat_navigator, ganspace, pca_basis, sefa, with_learned_attention, DEFAULT_PCA_SAMPLES
 from .io import save_navigator
 from .model import Navigator
 from .sensors import build_sensor
-from .traverse import save_png, traversal_grid
+from .traverse import traversal_grid
 
 VARIANTS = ("binary", "prototype")
 DIRECTION_SOURCES = ("pca", "free", "ganspace", "sefa")
@@ -370,7 +371,7 @@ class NavigatorTrainer:
         n = min(self.cfg.grid_directions, self.nav.num_directions)
         grid = traversal_grid(self.G, self.nav, self.grid_ws, range(n), self.cfg.sigma, self.cfg.grid_frames,
                               cell_size=min(self.G.resolution, 128))
-        return save_png(self.out / f"traversal-{self.iteration:06d}.png", grid)
+        return save_image(self.out / f"traversal-{self.iteration:06d}.png", grid)
 
     # -- the loop ---------------------------------------------------------------------------------
     def _log(self, record: dict) -> None:

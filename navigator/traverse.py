@@ -9,16 +9,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from editkit.atomic import atomic_path
+from editkit.render import bounce, to_uint8
+from editkit.render import save_gif as write_gif
 
 from .losses import layer_similarity, normalize_features
 from .model import Navigator
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """[N, 3, H, W] in [-1, 1] -> [N, H, W, 3] uint8."""
-    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _as_batch(ws: torch.Tensor) -> torch.Tensor:
@@ -66,27 +61,9 @@ def traversal_grid(G, nav: Navigator, ws: torch.Tensor, directions: Sequence[int
     return np.concatenate(rows, axis=0)
 
 
-def save_png(path: str | Path, image: np.ndarray) -> Path:
-    """Write a uint8 H×W×3 array as PNG, atomically."""
-    from PIL import Image
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
-    return Path(path)
-
-
-def pingpong(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Forward then back without repeating the end frames: 0..n-1, n-2..1."""
-    frames = list(frames)
-    return frames + frames[-2:0:-1] if len(frames) > 2 else frames
-
-
 def save_gif(path: str | Path, frames: Sequence[np.ndarray], duration_ms: float = 100.0) -> Path:
-    """A looping GIF that plays forward then back, ``duration_ms`` per frame (imageio v3: milliseconds)."""
-    import imageio.v3 as iio
-    seq = pingpong(frames)
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.stack(seq), extension=".gif", duration=duration_ms, loop=0)
-    return Path(path)
+    """A looping GIF that plays forward then back, ``duration_ms`` per frame."""
+    return write_gif(path, bounce(frames), int(round(duration_ms)))
 
 
 def _features(sensor: Callable, images: torch.Tensor) -> list[torch.Tensor]:

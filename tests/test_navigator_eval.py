@@ -168,7 +168,7 @@ def test_traversal_frames_grid_and_gif(tmp_path):
     assert np.array_equal(lohi[0], frames[2])
     grid = traverse.traversal_grid(G, nav, ws, [0, 2], 1.0, frames=3, cell_size=8)
     assert grid.shape == (2 * 8, 3 * 8, 3)
-    assert traverse.pingpong([1, 2, 3, 4]) == [1, 2, 3, 4, 3, 2]
+    assert traverse.bounce([1, 2, 3, 4]) == [1, 2, 3, 4, 3, 2]
     gif = traverse.save_gif(tmp_path / "t.gif", frames[[0, 2, 4]], duration_ms=100)
     im = Image.open(gif)
     assert im.n_frames == 4 and im.info["duration"] == 100 and im.info["loop"] == 0
