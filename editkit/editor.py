@@ -23,7 +23,7 @@ from .render import bounce, make_grid, save_animation, side_by_side, to_uint8
 METHODS = ("hybrid", "encoder", "optimize")
 #: dlib HOG detections below this score are not edited. On the 20 photos of shared/data/photos
 #: (unaligned + no_face), every real face scored >= 0.34 and the one false detection 0.12.
-DEFAULT_MIN_FACE_SCORE = 0.25
+from .defaults import DEFAULT_MIN_FACE_SCORE  # noqa: F401 (re-exported)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from ..cli_app import app
-from ..editor import DEFAULT_MIN_FACE_SCORE
+from ..defaults import DEFAULT_MIN_FACE_SCORE
 from ..errors import UsageError
 
 _MODEL_HELP = "Model: a bundle folder, a registered name (see `editkit models list`) or a generator file; default: the bundled model."
