@@ -110,3 +110,18 @@ def test_rosinality_training_checkpoint_without_latent_avg(tmp_path, fixtures_di
     with torch.no_grad():
         ref = net.G.mapping(torch.randn(20000, 32, generator=torch.Generator().manual_seed(1)))[:, 0].mean(0)
     assert (net.G.w_avg - ref).norm() / ref.norm() < 0.05
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float16, 0.02), (torch.bfloat16, 0.1)])
+def test_half_precision_high_resolution_blocks(fixtures_dir, dtype, tol):
+    """num_fp16_res blocks run in half precision on request (meant for CUDA; also runs on the CPU)."""
+    G = editkit.load_generator(fixtures_dir / "golden/nvidia/tiny.pkl")
+    ws = G.mapping(torch.randn(3, 32, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        ref = G.synthesis(ws)
+        out = G.set_precision(dtype).synthesis(ws)
+        G.set_precision(None)
+        again = G.synthesis(ws)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert 0 < (out - ref).abs().max() < tol
+    assert torch.equal(again, ref)
