@@ -1,10 +1,12 @@
 """Console entry point: registers every command module and maps errors to exit codes.
 
 Exit codes: 0 success, 1 internal failure, 2 usage error, 3 bad input, 130 interrupted.
+Set ``EDITKIT_DEBUG=1`` to see the traceback of an internal failure.
 """
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from .cli_app import app
@@ -42,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         if _click_usage_error(exc):
             print(f"editkit: usage error: {exc}", file=sys.stderr)
             return 2
-        print(f"editkit: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if os.environ.get("EDITKIT_DEBUG"):
+            raise
+        print(f"editkit: internal error: {type(exc).__name__}: {exc} (set EDITKIT_DEBUG=1 for the traceback)",
+              file=sys.stderr)
         return 1
     if rv == 130:  # typer turns Ctrl-C into Exit(130), returned (not raised) when standalone_mode=False
         print("editkit: interrupted", file=sys.stderr)

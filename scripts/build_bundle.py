@@ -57,7 +57,7 @@ def stage_age_gender(work: Path, data, steps: int):
     return pred
 
 
-def stage_encoder(work: Path, G, steps: int):
+def stage_encoder(work: Path, G, steps: int, init: str | None = None):
     from inversion import load_encoder
     from inversion.train_encoder import EncoderTrainConfig, train_encoder
 
@@ -67,7 +67,8 @@ def stage_encoder(work: Path, G, steps: int):
     log(f"training the light encoder ({steps} steps)")
     cfg = EncoderTrainConfig(arch="light", steps=steps, batch_size=16, lr=1e-3, real_data=UTKFACE, real_fraction=0.5,
                              checkpoint_every=500, preview_every=500, seed=0)
-    enc = train_encoder(G, cfg, out, resume=True, progress=False)
+    start = load_encoder(init) if init else None  # e.g. pre-trained on an earlier generator snapshot
+    enc = train_encoder(G, cfg, out, resume=True, progress=False, init_encoder=start)
     atomic_write_text(work / "encoder.done", str(steps))
     return enc
 
@@ -209,6 +210,7 @@ def main() -> None:
     ap.add_argument("--nav-kimg", type=float, default=6.0)
     ap.add_argument("--probe-kimg", type=float, default=1.0, help="kimg of each sensor-choice run")
     ap.add_argument("--encoder-steps", type=int, default=3000)
+    ap.add_argument("--encoder-init", default=None, help="encoder.safetensors to start from")
     ap.add_argument("--ag-steps", type=int, default=800)
     ap.add_argument("--eval-samples", type=int, default=64)
     ap.add_argument("--eval-strength", type=float, default=1.0)
@@ -233,7 +235,7 @@ def main() -> None:
     ag = stage_age_gender(work, data, args.ag_steps)
     report["age_gender"] = ag.metrics
     predictor = Combined(LandmarkProbe(), ag)
-    enc = stage_encoder(work, G, args.encoder_steps)
+    enc = stage_encoder(work, G, args.encoder_steps, args.encoder_init)
     save_report()
 
     # Sensor choice by measurement: the ImageNet AlexNet of the paper cannot be downloaded here, so the
@@ -340,6 +342,7 @@ def main() -> None:
     card = write_model_card(report, work / "MODEL_CARD.md", args)
     extra = {f"pictures/{p.name}": p for p in pics.iterdir()}
     extra["build_report.json"] = report_path
+    extra["age_gender.safetensors"] = work / "age_gender.safetensors"
     write_bundle(args.out, name="utkface64", generator=Path(args.network), encoder=enc,
                  navigators={"binary": shipped["binary"], "prototype": shipped["prototype"]},
                  default_navigator=default, alignment="utkface",
