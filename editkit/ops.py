@@ -1,8 +1,7 @@
 """Plain-PyTorch versions of StyleGAN2's low-level ops (no custom CUDA kernels).
 
 They compute what NVIDIA's ``upfirdn2d``, ``bias_act``, ``conv2d_resample`` and
-``modulated_conv2d`` compute, so official weights give the official images. Separable FIR
-filters (every StyleGAN2 filter) run as two 1-D passes, which is exact up to float rounding.
+``modulated_conv2d`` compute, so official weights give the official images.
 """
 from __future__ import annotations
 
@@ -22,17 +21,6 @@ def setup_filter(taps: Sequence[float] = (1, 3, 3, 1)) -> torch.Tensor:
     return f / f.sum()
 
 
-def _separate(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Split a rank-1 2-D filter into (vertical, horizontal) taps, or None if not separable."""
-    if f.ndim != 2:
-        return None
-    fy = f.sum(dim=1)
-    fx = f.sum(dim=0) / f.sum()
-    if torch.allclose(fy.ger(fx), f, rtol=1e-5, atol=1e-7):
-        return fy, fx
-    return None
-
-
 def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
               padding: Sequence[int] = (0, 0, 0, 0), flip_filter: bool = False, gain: float = 1.0) -> torch.Tensor:
     """Upsample (zero insertion), pad, FIR-filter and downsample each channel of ``x`` [N,C,H,W].
@@ -44,24 +32,17 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
     f = f.to(x.dtype) * (gain ** (f.ndim / 2))
     if not flip_filter:
         f = f.flip(list(range(f.ndim)))
-    sep = _separate(f)
-    if up == 1 and down == 1 and sep is not None and px0 == px1 >= 0 and py0 == py1 >= 0:
+    if up == 1 and down == 1 and px0 == px1 >= 0 and py0 == py1 >= 0:
         # common case (blur after a transposed conv): let the convolution do the zero padding
-        fy, fx = sep
-        x = F.conv2d(x, fx.reshape(1, 1, 1, -1).expand(c, 1, 1, fx.numel()), padding=(0, px0), groups=c)
-        return F.conv2d(x, fy.reshape(1, 1, -1, 1).expand(c, 1, fy.numel(), 1), padding=(py0, 0), groups=c)
+        return F.conv2d(x, f[None, None].expand(c, 1, *f.shape), padding=(py0, px0), groups=c)
     if up > 1:
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(n, c, h * up, w * up)
     x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
     x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
-    if sep is not None:
-        fy, fx = sep
-        x = F.conv2d(x, fx.reshape(1, 1, 1, -1).expand(c, 1, 1, fx.numel()), groups=c)
-        x = F.conv2d(x, fy.reshape(1, 1, -1, 1).expand(c, 1, fy.numel(), 1), groups=c)
-    else:
-        x = F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c)
+    # one 2-D depthwise pass: on channels-last tensors this is memory bound, so it beats two 1-D passes
+    x = F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c)
     if down > 1:
         x = x[:, :, ::down, ::down]
     return x
@@ -194,8 +175,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     w = w.reshape(-1, in_ch, kh, kw)
     x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, padding=padding, groups=n, flip_weight=flip_weight)
     x = x.reshape(n, -1, *x.shape[2:])
-    if noise is not None:
-        x = x + noise
+    if noise is not None:  # in place when autograd does not track x (inference)
+        x = x + noise if (torch.is_grad_enabled() and x.requires_grad) else x.add_(noise)
     return x
 
 
