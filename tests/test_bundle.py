@@ -92,17 +92,6 @@ def test_write_bundle_refuses_existing_and_leaves_nothing_on_failure(bundle_dir,
     assert verify_bundle(out).alignment["eye_scale"] == 1.2 and nb.encoder is None
 
 
-def test_bundled_model_manifest_when_installed():
-    from editkit.registry import bundled_path
-
-    root = bundled_path()
-    if not (root / MANIFEST).is_file():
-        pytest.skip("the bundled model is not installed yet")
-    b = verify_bundle(root)
-    assert b.total_bytes() <= 50 * 2**20  # the size budget
-    assert b.navigators and b.licence and b.model_card_path is not None and b.model_card_path.is_file()
-
-
 def test_outputs_get_normal_permissions(bundle_dir):
     import os
     import stat

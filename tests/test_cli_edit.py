@@ -205,13 +205,6 @@ def test_subprocess_edit_and_bad_input(bundle_dir, photo, tmp_path):
     assert r.returncode == 0 and all(c in r.stdout for c in ("edit", "batch", "traverse", "directions", "models"))
 
 
-def _bundled_installed() -> bool:
-    from editkit.registry import bundled_path
-
-    return (bundled_path() / "bundle.json").is_file()
-
-
-@pytest.mark.skipif(not _bundled_installed(), reason="the bundled model is not installed yet")
 def test_main_job_on_the_bundled_model(photo):
     """`editkit edit photo.jpg --attr 0 --strength 2` works with nothing but the package."""
     r = run_editkit("edit", photo, "--attr", "0", "--strength", "2", "--method", "encoder")

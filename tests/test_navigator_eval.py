@@ -262,3 +262,31 @@ def test_cli_train_and_evaluate(tmp_path, monkeypatch, capsys):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"garbage")
     assert main([*args, "--navigator", str(bad), "--overwrite"]) == 3
+
+
+def test_t_statistic_ignores_a_noisy_attribute():
+    """A consistent small effect beats a large but random one under statistic='t'."""
+    from navigator.model import Navigator
+
+    class FakeG:
+        z_dim, w_dim, num_ws = 4, 4, 2
+        w_avg = torch.zeros(4)
+
+        def mapping(self, z, truncation_psi=1.0):
+            return z[:, None, :].repeat(1, 2, 1)
+
+        def synthesis(self, ws, noise_mode="const"):
+            return ws[:, :, :1].mean(1)[:, :, None, None].expand(-1, 3, 2, 2)
+
+    gen = torch.Generator().manual_seed(0)
+
+    def predictor(images):
+        return torch.stack([images.mean(dim=(1, 2, 3)), 100 * torch.randn(len(images), generator=gen)], dim=1)
+
+    nav = Navigator(2, 2, 4, direction_mode="fixed", attention_mode="fixed",
+                    fixed_directions=torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]))
+    t = metrics.attribute_responses(FakeG(), nav, predictor, n_samples=64, strength=0.1, batch_size=16, statistic="t")
+    assert t[0, 0].abs() > 50 and t[0, 1].abs() < 4   # direction 0 moves attribute 0 consistently
+    assert t[1, 0].abs() < 1e-3                          # direction 1 does not touch attribute 0
+    with pytest.raises(ValueError):
+        metrics.attribute_responses(FakeG(), nav, predictor, n_samples=4, statistic="median")
