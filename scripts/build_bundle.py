@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -158,7 +159,7 @@ def write_model_card(report: dict, path: Path, args: argparse.Namespace) -> Path
         f"{g['config']['mapping_layers']} mapping layers; trained by `scripts/train_bundled_generator.sh`"
         f" ({json.dumps(train)[:400]}).",
         f"- Encoder: editkit light encoder, {args.encoder_steps} steps on generator samples + real UTKFace crops.",
-        f"- Navigators: ContraFeat binary and prototype, K={args.K}, sensor `{report['sensor_choice']['chosen']}`,"
+        f"- Navigators: ContraFeat binary (K={args.K_binary or args.K}) and prototype (K={args.K}), sensor `{report['sensor_choice']['chosen']}`,"
         f" {args.nav_kimg} kimg each, the authors' real-image preset (lr 0.1, diversity 0.01, sigma 0.5, per-layer "
         "style mixing). Default navigator: `" + report["default_navigator"] + "`.",
         f"- Age/gender predictor (for labels): {report['age_gender']}.",
@@ -212,6 +213,7 @@ def main() -> None:
     ap.add_argument("--work", default="runs/bundle_work")
     ap.add_argument("--out", default="editkit/bundled")
     ap.add_argument("--K", type=int, default=20)
+    ap.add_argument("--K-binary", type=int, default=None, help="directions of the binary navigator (default --K)")
     ap.add_argument("--nav-kimg", type=float, default=6.0)
     ap.add_argument("--probe-kimg", type=float, default=1.0, help="kimg of each sensor-choice run")
     ap.add_argument("--encoder-steps", type=int, default=3000)
@@ -259,7 +261,8 @@ def main() -> None:
         save_report()
     sensor = report["sensor_choice"]["chosen"]
 
-    navs = {v: train_nav(work, G, D, v, v, sensor, args.K, args.nav_kimg, 10 if v == "binary" else 8)
+    k_of = {"binary": args.K_binary or args.K, "prototype": args.K}
+    navs = {v: train_nav(work, G, D, v, v, sensor, k_of[v], args.nav_kimg, 10 if v == "binary" else 8)
             for v in ("binary", "prototype")}
     from navigator.bases import baseline_navigator
 
@@ -323,7 +326,8 @@ def main() -> None:
 
     # Pictures for the model card: samples, traversal GIFs of the best-named directions.
     pics = work / "pictures"
-    pics.mkdir(exist_ok=True)
+    shutil.rmtree(pics, ignore_errors=True)  # only this build's pictures go into the bundle
+    pics.mkdir()
     with torch.no_grad():
         z = torch.randn(32, G.z_dim, generator=torch.Generator().manual_seed(1))
         imgs = to_uint8(G(z, truncation_psi=0.7))
