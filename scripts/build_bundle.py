@@ -144,8 +144,8 @@ def write_model_card(report: dict, path: Path, args: argparse.Namespace) -> Path
     lines = [
         "# editkit bundled model `utkface64` (PROVISIONAL)",
         "",
-        "**Provisional:** trained on a 2-core CPU for about 75 minutes because no GPU was available to this",
-        "build; faces are blurry and low in detail. It will be retrained on a GPU with the same scripts.",
+        "**Provisional:** trained on a 2-core CPU (no GPU was available to this build): faces are blurry, low",
+        "in detail and show grid artefacts. It will be retrained on a GPU with the same scripts.",
         "",
         "## Data and licence",
         "UTKFace aligned & cropped faces (23,317 images, 200x200, resized to 64x64; Zhang, Song, Qi, CVPR 2017),",
@@ -157,7 +157,7 @@ def write_model_card(report: dict, path: Path, args: argparse.Namespace) -> Path
         f"- Generator: StyleGAN2, {g['config']['resolution']} px, num_ws {2 * int(np.log2(g['config']['resolution'])) - 2},"
         f" z/w {g['config']['z_dim']}/{g['config']['w_dim']}, channels {g['config']['channels']}, "
         f"{g['config']['mapping_layers']} mapping layers; trained by `scripts/train_bundled_generator.sh`"
-        f" ({json.dumps(train)[:400]}).",
+        f" ({args.generator_note or json.dumps(train)[:400]}).",
         f"- Encoder: editkit light encoder, {args.encoder_steps} steps on generator samples + real UTKFace crops.",
         f"- Navigators: ContraFeat binary (K={args.K_binary or args.K}) and prototype (K={args.K}), sensor `{report['sensor_choice']['chosen']}`,"
         f" {args.nav_kimg} kimg each, the authors' real-image preset (lr 0.1, diversity 0.01, sigma 0.5, per-layer "
@@ -175,7 +175,7 @@ def write_model_card(report: dict, path: Path, args: argparse.Namespace) -> Path
         "",
         "## Discovery metrics (contrafeat.md §5, on this model)",
         f"Attribute predictor: the offline landmark/region probe (15 attributes) + the age/gender predictor;"
-        f" {args.eval_samples} samples at truncation 0.5, strength {args.eval_strength}, K={args.K}. Responses are"
+        f" {args.eval_samples} samples at truncation 0.5, strength {args.eval_strength}. Responses are"
         " t-statistics of the per-sample attribute changes (mean / standard error), because the probe measures"
         " some attributes noisily on 64-px faces; all four methods are scored the same way.",
         "",
@@ -223,6 +223,7 @@ def main() -> None:
     ap.add_argument("--eval-strength", type=float, default=1.0)
     ap.add_argument("--hybrid-steps", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--generator-note", default="", help="how the generator was trained, for the model card")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
