@@ -7,9 +7,7 @@ sums to 1 like a learned one, so strengths are comparable across navigators.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -17,19 +15,11 @@ from safetensors.torch import load_file, save_file
 
 from editkit.atomic import atomic_path
 from editkit.errors import UsageError
+from editkit.paths import cache_dir
 
 from .model import Navigator, rms_normalize, uniform_attention
 
 DEFAULT_PCA_SAMPLES = 100_000
-
-
-def cache_dir() -> Path:
-    """The user cache folder: ``$EDITKIT_CACHE`` if set, else ``$XDG_CACHE_HOME/editkit`` or ``~/.cache/editkit``."""
-    root = os.environ.get("EDITKIT_CACHE")
-    if root:
-        return Path(root).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "editkit"
 
 
 def mapping_fingerprint(G: torch.nn.Module) -> str:

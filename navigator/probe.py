@@ -16,13 +16,12 @@ ratios or means, so the scale does not change them beyond resampling).
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from editkit.errors import MissingWeightsError
+from editkit.paths import dlib_model_path
 
 ATTRIBUTES = ("yaw", "pitch", "roll", "mouth_open", "smile_width", "eye_open", "face_size", "face_x", "face_y",
               "skin_brightness", "skin_hue", "hair_brightness", "hair_hue",
@@ -40,14 +39,7 @@ MODEL_LANDMARKS = (30, 8, 36, 45, 48, 54)
 
 def predictor_path() -> Path:
     """The 68-point dlib model inside the ``face_recognition_models`` package (not imported)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingWeightsError("the attribute probe needs the face_recognition_models package "
-                                  "(pip install face-recognition-models==0.3.0)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
-    if not path.is_file():
-        raise MissingWeightsError("68-point landmark model missing from face_recognition_models", path=path)
-    return path
+    return dlib_model_path("shape_predictor_68_face_landmarks.dat")
 
 
 # -- geometry from landmarks -----------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..atomic import atomic_path
 from ..errors import BadInputError, UsageError
+from ..paths import cache_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 CACHE_VERSION = 1
@@ -190,6 +190,5 @@ def batch_to_float(images: torch.Tensor, flips: torch.Tensor, device: torch.devi
 
 
 def default_cache_dir() -> Path:
-    """``$EDITKIT_CACHE/datasets`` or ``~/.cache/editkit/datasets``."""
-    root = os.environ.get("EDITKIT_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "editkit") / "datasets"
+    """``datasets/`` in the user cache folder (:func:`editkit.paths.cache_dir`)."""
+    return cache_dir() / "datasets"

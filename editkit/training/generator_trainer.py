@@ -31,11 +31,12 @@ from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
-from PIL import Image
 
 from ..atomic import atomic_path, atomic_write_text
 from ..errors import CheckpointError, UsageError
 from ..networks import Discriminator, Generator
+from ..photos import save_image
+from ..render import make_grid, to_uint8
 from .augment import diff_augment, parse_policy
 from .data import BatchSampler, batch_to_float, default_cache_dir, load_dataset
 from .losses import discriminator_loss, generator_loss, path_length_penalty, r1_penalty
@@ -209,16 +210,9 @@ def _resolve_device(cfg: TrainConfig, local_rank: int) -> torch.device:
 
 
 def save_grid(path: str | Path, images: torch.Tensor, cols: int) -> Path:
-    """Write images in [-1, 1] [N,3,H,W] as one PNG grid (atomic)."""
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    n, c, h, w = x.shape
-    rows = math.ceil(n / cols)
-    canvas = torch.zeros(rows * cols, c, h, w, dtype=torch.uint8)
-    canvas[:n] = x
-    canvas = canvas.reshape(rows, cols, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c)
-    with atomic_path(path) as tmp:
-        Image.fromarray(canvas.numpy()).save(tmp)
-    return Path(path)
+    """Write images in [-1, 1] [N,3,H,W] as one PNG grid, ``cols`` per row, no padding (atomic)."""
+    tiles = list(to_uint8(images.clamp(-1, 1)))
+    return save_image(path, make_grid([tiles[i:i + cols] for i in range(0, len(tiles), cols)], pad=0, fill=0))
 
 
 # ---------------------------------------------------------------- training state (exact resume)

@@ -6,14 +6,14 @@ The model files come from the ``face-recognition-models`` package, located with
 """
 from __future__ import annotations
 
-import importlib.util
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from editkit.errors import MissingWeightsError, UsageError
+from editkit.errors import UsageError
+from editkit.paths import dlib_model_path, dlib_models_dir
 
 DETECTORS = ("hog", "cnn")
 
@@ -21,21 +21,8 @@ _lock = threading.Lock()
 _cache: dict[str, object] = {}
 
 
-def models_dir() -> Path:
-    """The ``models/`` folder of the installed ``face-recognition-models`` package (never imported)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingWeightsError(
-            "dlib face models not found: install the 'face-recognition-models' package "
-            "(pip install face-recognition-models==0.3.0)")
-    return Path(list(spec.submodule_search_locations)[0]) / "models"
-
-
-def model_path(name: str) -> Path:
-    path = models_dir() / name
-    if not path.is_file():
-        raise MissingWeightsError(f"dlib model file missing: {path} (reinstall face-recognition-models)")
-    return path
+models_dir = dlib_models_dir
+model_path = dlib_model_path
 
 
 def _cached(key: str, factory):
