@@ -4,6 +4,8 @@
 #   scripts/train_bundled_generator.sh [OUT_DIR] [MINUTES]      (defaults: runs/bundled_generator, 65)
 #
 # Re-running with the same OUT_DIR resumes exactly from OUT_DIR/training-state.safetensors.
+# The shipped provisional model came from this script's settings run with --threads 2 (OMP_WAIT_POLICY=PASSIVE)
+# and a 75-minute limit, stopped by hand after 63 minutes; its 108 kimg snapshot is the bundled generator.
 # Choices (measured with benchmarks/train_generator.py on the shared 2-core AMD EPYC, see the model card):
 #  * 64x64, channel_base 1024 / channel_max 128 (channels 128,128,64,32,16 at 4..64 px), z = w = 128,
 #    2 mapping layers (lr x0.01): the fastest config measured on CPU (~5 img/s under contention),
