@@ -104,3 +104,15 @@ def test_load_on_another_device_keeps_cpu_copy():
     if torch.cuda.is_available():  # pragma: no cover - GPU machines only
         gpu = facenets.load("landmarks68", "cuda")
         assert next(gpu.parameters()).is_cuda and facenets.load("landmarks68") is net
+
+
+def test_first_load_inside_inference_mode_still_serves_autograd():
+    clear_cache()
+    try:
+        with torch.inference_mode():
+            facenets.load("age_gender")
+        x = torch.zeros(1, 3, 112, 112, requires_grad=True)
+        facenets.load("age_gender")(x)[0].sum().backward()
+        assert x.grad is not None
+    finally:
+        clear_cache()

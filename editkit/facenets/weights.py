@@ -136,7 +136,8 @@ def load(name: str, device: str | torch.device = "cpu") -> nn.Module:
     _check_name(name)
     dev = torch.device(device)
     key = (name, str(dev))
-    with _LOCK:
+    # normal tensors even when first called under torch.inference_mode (they must serve autograd later)
+    with _LOCK, torch.inference_mode(False):
         net = _CACHE.get(key)
         if net is None:
             cpu = _CACHE.get((name, "cpu"))
