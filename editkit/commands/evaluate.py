@@ -58,20 +58,23 @@ def evaluate_cmd(
     baseline_directions: int = typer.Option(30, "--baseline-directions", help="K for a ganspace/sefa baseline."),
     baseline_layers: Optional[str] = typer.Option(None, "--baseline-layers", help="W+ layers a ganspace/sefa baseline edits, e.g. '0-4' or '0,2,5' (default: all)."),
     pca_samples: int = typer.Option(100_000, "--pca-samples", help="Mapped samples for the ganspace PCA basis."),
-    detect: bool = typer.Option(True, "--detect/--no-detect", help="Detect faces with dlib (off: use the aligned-face box)."),
+    probe_name: str = typer.Option("facenets", "--probe", help="Attribute probe: facenets (pretrained face networks: age, gender, 7 expressions, pose, mouth/eyes, identity change, colours) or dlib (the original landmark/colour probe, for comparison with earlier results)."),
+    detect: bool = typer.Option(True, "--detect/--no-detect", help="--probe dlib: detect faces with dlib (off: use the aligned-face box)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Codes per synthesis batch."),
     seed: int = typer.Option(0, "--seed", help="Seed of the evaluation codes."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs in OUT."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
 ) -> None:
-    """Score a navigator with the offline landmark/colour attribute probe: per-direction top
-    attributes, disentanglement score and discovered attributes; writes JSON and a heat map."""
+    """Score a navigator with an offline attribute probe (pretrained face networks or dlib landmarks):
+    per-direction top attributes, disentanglement score and discovered attributes; writes JSON and a heat map."""
     import torch
     from ..checkpoints import load_generator
     from navigator.metrics import attribute_responses, save_heatmap, summarize
-    from navigator.probe import LandmarkProbe
+    from navigator.probe import PROBES, build_probe
 
+    if probe_name not in PROBES:
+        raise UsageError(f"--probe must be one of {', '.join(PROBES)}, got {probe_name!r}")
     if order not in ("index", "magnitude"):
         raise UsageError(f"--order must be index or magnitude, got {order!r}")
     json_path, png_path = out / "evaluation.json", out / "heatmap.png"
@@ -82,7 +85,7 @@ def evaluate_cmd(
     nav = load_any_navigator(navigator, G, baseline_directions, pca_samples, parse_layers(baseline_layers)).to(dev)
     if top is not None and not 1 <= top <= nav.num_directions:
         raise UsageError(f"--top must be in 1..{nav.num_directions}")
-    probe = LandmarkProbe(detect=detect)
+    probe = build_probe(probe_name, detect=detect, device=dev)
     R = attribute_responses(G, nav, probe, n_samples=samples, strength=strength, truncation=truncation,
                             batch_size=batch_size, seed=seed, progress=progress)
     idx = list(range(nav.num_directions))
@@ -99,7 +102,8 @@ def evaluate_cmd(
         idx = order_by_magnitude(mags)
     result = summarize(R, probe.names, order=idx, top=top)
     result.update(generator=str(generator), navigator=str(navigator), samples=samples, strength=strength,
-                  truncation=truncation, probe="landmarks+regions", standardized=True,
+                  truncation=truncation, probe="landmarks+regions" if probe_name == "dlib" else "facenets",
+                  standardized=True,
                   labels=[nav.labels[k] for k in idx],
                   magnitudes=None if mags is None else [float(mags[k]) for k in idx])
     out.mkdir(parents=True, exist_ok=True)
