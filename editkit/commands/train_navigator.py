@@ -42,7 +42,7 @@ def train_navigator_cmd(
     directions: Optional[int] = typer.Option(None, "--directions", "-k", min=1, help="Number of directions K to discover (paper 30, final 64)."),
     kimg: float = typer.Option(200.0, "--kimg", help="Training length in thousands of training codes (paper: 200)."),
     batch: int = typer.Option(12, "--batch", help="Global batch size b (even for binary; split over torchrun processes)."),
-    sensor: str = typer.Option("alexnet", "--sensor", help="Feature network: alexnet (paper), vgg16, discriminator (the network file's D) or random-alexnet."),
+    sensor: str = typer.Option("alexnet", "--sensor", help="Feature network: alexnet (paper), vgg16, discriminator (the network file's D), random-alexnet, or the shipped pretrained face networks: facenets (landmark + expression + age/gender trunks), facenets-landmarks, facenets-expression, facenets-age-gender, facenets-recognition or a '+' list, e.g. facenets-landmarks+recognition."),
     sensor_weights: Optional[Path] = typer.Option(None, "--sensor-weights", help="Local torchvision ImageNet weights for alexnet/vgg16 (default: $TORCH_HOME/hub/checkpoints)."),
     direction_source: str = typer.Option("pca", "--direction-source", help="pca: ContraFeat directions in the top-N PCA subspace; free: free directions in W; ganspace / sefa: fixed baseline directions, train only the attention (+attention)."),
     components: int = typer.Option(100, "--components", help="N, the number of top PCA components spanning the directions (paper: 100)."),
