@@ -6,7 +6,8 @@ yaw / pitch / roll (degrees, solvePnP on the network's 68 landmarks), mouth and 
 width, face size and position, the skin / hair / background brightness and hue (same regions as
 the landmark probe, from the network's landmarks), and ``identity_change``: the face-api
 descriptor distance between the two edited images of a pair (0 for one image alone, see
-:meth:`FaceNetProbe.difference`). The face is located by the landmark network itself
+:meth:`FaceNetProbe.difference`; being non-negative it suits standardised mean responses, not
+t-statistics, which any consistent small distance inflates: use ``identity=False`` there). The face is located by the landmark network itself
 (``locate`` passes, see :func:`editkit.facenets.analyze`), so no detector is needed.
 """
 from __future__ import annotations
@@ -30,10 +31,10 @@ class FaceNetProbe:
     attributes, then the identity descriptor). :func:`navigator.metrics.attribute_responses` turns
     raw outputs of an edited pair into the [N, len(ATTRIBUTES)] differences with :meth:`difference`."""
 
-    names = ATTRIBUTES
-
-    def __init__(self, locate: int = 2, device: str | torch.device = "cpu", batch_size: int = 32):
-        self.locate, self.device, self.batch_size = locate, device, batch_size
+    def __init__(self, locate: int = 2, device: str | torch.device = "cpu", batch_size: int = 32,
+                 identity: bool = True):
+        self.locate, self.device, self.batch_size, self.identity = locate, device, batch_size, identity
+        self.names = ATTRIBUTES if identity else IMAGE_ATTRIBUTES
 
     def analyze(self, images: torch.Tensor) -> tuple[facenets.FaceAnalysis, list[np.ndarray]]:
         x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -55,17 +56,19 @@ class FaceNetProbe:
         attrs = torch.tensor(np.asarray(rows, dtype=np.float64))
         return torch.cat([attrs, torch.from_numpy(res.descriptor.astype(np.float64))], dim=1)
 
-    @staticmethod
-    def difference(plus: torch.Tensor, minus: torch.Tensor) -> torch.Tensor:
+    def difference(self, plus: torch.Tensor, minus: torch.Tensor) -> torch.Tensor:
         """Attribute differences of an edited pair, plus their identity distance (always >= 0)."""
         a = len(IMAGE_ATTRIBUTES)
+        if not self.identity:
+            return plus[:, :a] - minus[:, :a]
         dist = torch.linalg.vector_norm(plus[:, a:] - minus[:, a:], dim=1, keepdim=True)
         return torch.cat([plus[:, :a] - minus[:, :a], dist], dim=1)
 
-    @staticmethod
-    def values(raw: torch.Tensor) -> torch.Tensor:
+    def values(self, raw: torch.Tensor) -> torch.Tensor:
         """Per-image attribute values (for standardising); identity: distance to the batch's mean face."""
         a = len(IMAGE_ATTRIBUTES)
+        if not self.identity:
+            return raw[:, :a]
         desc = raw[:, a:]
         spread = torch.linalg.vector_norm(desc - desc.mean(0, keepdim=True), dim=1, keepdim=True)
         return torch.cat([raw[:, :a], spread], dim=1)

@@ -53,6 +53,9 @@ def test_identity_change_is_a_distance_of_the_pair(probe_values):
     assert d[1, -1] < 0.6
     v = p.values(raw)
     assert v.shape == (3, len(ATTRIBUTES)) and (v[:, -1] >= 0).all()
+    q = FaceNetProbe(identity=False)
+    assert q.names == IMAGE_ATTRIBUTES and q.difference(raw[[0]], raw[[2]]).shape == (1, len(IMAGE_ATTRIBUTES))
+    assert torch.equal(q.values(raw), raw[:, :len(IMAGE_ATTRIBUTES)])
 
 
 def test_attribute_responses_use_the_probe_difference():
