@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--strength", type=float, default=1.0)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "facenet_sensor")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-shipped", action="store_true", help="do not score the shipped navigator")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -69,7 +70,8 @@ def main() -> None:
 
     bundle = registry.default_bundle()
     G = editkit.load_generator(bundle.generator_path).eval().requires_grad_(False)
-    navs = {"shipped binary (random-alexnet, K=32, 20 kimg)": load_navigator(bundle.navigator_path("binary"))}
+    navs = {} if a.skip_shipped else {
+        "shipped binary (random-alexnet, K=32, 20 kimg)": load_navigator(bundle.navigator_path("binary"))}
     for sensor in ["random-alexnet", *a.sensors]:
         out = a.work / f"nav-{sensor}"
         path = out / "navigator.safetensors"
