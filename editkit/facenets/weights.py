@@ -136,7 +136,9 @@ def load(name: str, device: str | torch.device = "cpu") -> nn.Module:
     _check_name(name)
     dev = torch.device(device)
     key = (name, str(dev))
-    with _LOCK:
+    # Built outside inference mode even when first called inside it: the cached weights must stay usable
+    # in differentiable losses (inference tensors cannot be saved for backward).
+    with _LOCK, torch.inference_mode(False):
         net = _CACHE.get(key)
         if net is None:
             cpu = _CACHE.get((name, "cpu"))
