@@ -99,6 +99,7 @@ def edit_cmd(
     min_score: float = typer.Option(DEFAULT_MIN_FACE_SCORE, "--min-score", help=_SCORE_HELP),
     device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (the input is never replaced)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write a JSON report: per face, identity distance to the input and predicted age/gender/expression before and after."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
     """Edit the face(s) in PHOTO along a direction and write the edited photo."""
@@ -110,9 +111,17 @@ def edit_cmd(
     check_writable(out, overwrite, (photo,))  # fail before loading any model
     if crops:
         check_writable(out.with_name(out.stem + ".crops.png"), overwrite, (photo,))
+    if report is not None:
+        from ..edit_report import check_report_path
+
+        check_report_path(report, overwrite, (photo, out))
     ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score)
     res = ed.edit(photo, list(attr), list(strength), faces=faces, method=method)
     written = res.save(out, crop_only=crop_only, crops=crops, overwrite=overwrite, inputs=(photo,))
+    if report is not None:
+        from ..edit_report import write_report
+
+        written.append(write_report(report, res.report(ed.navigator.labels, photo, written)))
     if not quiet:
         names = ", ".join(f"{(ed.navigator.labels[k] or f'attr{k}')} {s:+g}" for k, s in res.edits)
         typer.echo(f"edited {len(res.faces)} face(s) ({names}) -> {', '.join(map(str, written))}")

@@ -10,7 +10,9 @@ Two entry points share one implementation:
 With 68 landmarks (image pixel coordinates) each face is cropped to face-api's aligned box: the
 landmarks' bounding box grown by ``box_padding`` of its size (0.2 = face-api's ``minBoxPadding``,
 half on each side), floored and clipped to the image. Without landmarks the whole image is taken
-as the (tight) crop. These networks were trained on tight detector boxes: loose FFHQ-style crops
+as the (tight) crop, unless ``locate`` > 0: then the landmark network finds the face itself, starting
+from the whole image and re-cutting the box from its own landmarks ``locate`` times (for loose,
+aligned crops with no landmarks at hand, e.g. generator outputs). These networks were trained on tight detector boxes: loose FFHQ-style crops
 without landmarks give markedly worse age and gender (see benchmarks/facenets.py).
 """
 from __future__ import annotations
@@ -98,7 +100,10 @@ def landmarks_from_raw(raw: torch.Tensor, height: int, width: int, size: int = 1
     return rel.double() * torch.tensor([width, height], dtype=torch.float64, device=raw.device)
 
 
-def _boxes(sizes: Sequence[tuple[int, int]], landmarks, padding: float) -> list[tuple[int, int, int, int]]:
+def _boxes(sizes: Sequence[tuple[int, int]], landmarks, padding: float,
+           strict: bool = True) -> list[tuple[int, int, int, int]]:
+    """Crop boxes; with ``strict`` False (landmarks the network found itself) a degenerate box
+    falls back to the whole image instead of raising."""
     if landmarks is None:
         return [(0, 0, w, h) for h, w in sizes]
     lms = [np.asarray(l.detach().cpu() if torch.is_tensor(l) else l, dtype=np.float64) for l in landmarks]
@@ -107,7 +112,15 @@ def _boxes(sizes: Sequence[tuple[int, int]], landmarks, padding: float) -> list[
     for lm in lms:
         if lm.shape != (68, 2):
             raise ValueError(f"expected 68×2 landmarks per face, got shape {lm.shape}")
-    return [tight_box(lm, h, w, padding) for lm, (h, w) in zip(lms, sizes)]
+    out = []
+    for lm, (h, w) in zip(lms, sizes):
+        try:
+            out.append(tight_box(lm, h, w, padding))
+        except ValueError:
+            if strict:
+                raise
+            out.append((0, 0, w, h))
+    return out
 
 
 def _run(crops: list[torch.Tensor], networks: Iterable[str], device: torch.device,
@@ -164,11 +177,12 @@ def _check_networks(networks: Iterable[str]) -> tuple[str, ...]:
 
 
 def analyze(images: np.ndarray | Sequence[np.ndarray], landmarks=None, *, networks: Iterable[str] = ALL,
-            box_padding: float = DEFAULT_BOX_PADDING, device: str | torch.device = "cpu",
+            box_padding: float = DEFAULT_BOX_PADDING, locate: int = 0, device: str | torch.device = "cpu",
             batch_size: int = 32) -> FaceAnalysis:
     """Analyse face images (one H×W×3 uint8 RGB array, a list of them, or an [N,H,W,3] array).
 
-    ``landmarks``: optional 68×2 points per image (image pixels) to crop each face's tight box.
+    ``landmarks``: optional 68×2 points per image (image pixels) to crop each face's tight box;
+    ``locate``: without landmarks, find them with the landmark network in that many passes.
     Returns numpy arrays in a :class:`FaceAnalysis`; preprocessing reproduces face-api exactly.
     """
     networks = _check_networks(networks)
@@ -177,7 +191,18 @@ def analyze(images: np.ndarray | Sequence[np.ndarray], landmarks=None, *, networ
         if landmarks is not None and np.asarray(landmarks).ndim == 2:
             landmarks = [landmarks]
     images = [_check_uint8(im) for im in images]
-    boxes = _boxes([im.shape[:2] for im in images], landmarks, box_padding)
+    strict = True
+    if landmarks is None and locate > 0:
+        for _ in range(locate):
+            landmarks = _analyze_uint8(images, landmarks, ("landmarks68",), box_padding, device, batch_size,
+                                       strict=False).landmarks
+        strict = False
+    return _analyze_uint8(images, landmarks, networks, box_padding, device, batch_size, strict)
+
+
+def _analyze_uint8(images: list[np.ndarray], landmarks, networks: tuple[str, ...], box_padding: float,
+                   device, batch_size: int, strict: bool) -> FaceAnalysis:
+    boxes = _boxes([im.shape[:2] for im in images], landmarks, box_padding, strict)
     crops = [torch.from_numpy(im[t:b, l:r].copy()).permute(2, 0, 1).double() for im, (l, t, r, b) in zip(images, boxes)]
     with torch.inference_mode():
         res = _results(_run(crops, networks, torch.device(device), batch_size), boxes)
@@ -191,17 +216,26 @@ def analyze(images: np.ndarray | Sequence[np.ndarray], landmarks=None, *, networ
 
 def analyze_tensor(images: torch.Tensor, landmarks: torch.Tensor | np.ndarray | None = None, *,
                    networks: Iterable[str] = ALL, value_range: tuple[float, float] = (-1.0, 1.0),
-                   box_padding: float = DEFAULT_BOX_PADDING, batch_size: int = 64) -> FaceAnalysis:
+                   box_padding: float = DEFAULT_BOX_PADDING, locate: int = 0, batch_size: int = 64) -> FaceAnalysis:
     """Differentiable analysis of float images [N,3,H,W] (RGB, values in ``value_range``, default
     [-1, 1]; runs on ``images.device``). Gradients flow to the pixels; the crop boxes (from
-    ``landmarks`` [N,68,2] in pixels, or the whole image) are constants. Returns tensors."""
+    ``landmarks`` [N,68,2] in pixels, found in ``locate`` passes, or the whole image) are constants.
+    Returns tensors."""
     networks = _check_networks(networks)
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"expected images [N,3,H,W], got shape {tuple(images.shape)}")
     lo, hi = value_range
     rgb = (images - lo) * (255.0 / (hi - lo))
     h, w = images.shape[-2:]
-    boxes = _boxes([(h, w)] * len(images), landmarks, box_padding)
+    strict = True
+    if landmarks is None and locate > 0:
+        with torch.no_grad():
+            for _ in range(locate):
+                boxes = _boxes([(h, w)] * len(images), landmarks, box_padding, strict=False)
+                crops = [x[:, t:b, l:r] for x, (l, t, r, b) in zip(rgb.detach(), boxes)]
+                landmarks = _results(_run(crops, ("landmarks68",), images.device, batch_size), boxes).landmarks
+        strict = False
+    boxes = _boxes([(h, w)] * len(images), landmarks, box_padding, strict)
     crops = [x[:, t:b, l:r] for x, (l, t, r, b) in zip(rgb, boxes)]
     return _results(_run(crops, networks, images.device, batch_size), boxes)
 

@@ -136,8 +136,7 @@ def load(name: str, device: str | torch.device = "cpu") -> nn.Module:
     _check_name(name)
     dev = torch.device(device)
     key = (name, str(dev))
-    # Built outside inference mode even when first called inside it: the cached weights must stay usable
-    # in differentiable losses (inference tensors cannot be saved for backward).
+    # normal tensors even when first called under torch.inference_mode (they must serve autograd later)
     with _LOCK, torch.inference_mode(False):
         net = _CACHE.get(key)
         if net is None:
