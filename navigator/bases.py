@@ -105,9 +105,10 @@ def pca_basis(G: torch.nn.Module, n_samples: int = DEFAULT_PCA_SAMPLES, batch_si
 
 
 def sefa_directions(affine_weights: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """SeFa closed form: eigenvectors of AᵀA, A = all style-affine weights stacked ([sum C, w_dim]),
+    """SeFa closed form: eigenvectors of AᵀA, A = the given style-affine weights stacked ([sum C, w_dim]),
     each style channel's weight vector unit-normalised. Returns (vectors [w_dim, w_dim] as columns,
-    eigenvalues), sorted by eigenvalue, descending."""
+    eigenvalues), sorted by eigenvalue, descending (float64 ``eigh``; the authors' float32
+    ``np.linalg.eig`` returns nearly the same order, with neighbours of almost equal eigenvalue swapped)."""
     if not affine_weights:
         raise UsageError("SeFa needs at least one style-affine weight")
     A = torch.cat([w.detach().double().cpu() for w in affine_weights], dim=0)
@@ -144,15 +145,16 @@ def ganspace(G: torch.nn.Module | None = None, num_directions: int = 30, layers:
 
 
 def sefa(G: torch.nn.Module, num_directions: int = 30, layers: Sequence[int] | None = None) -> Navigator:
-    """SeFa baseline: u_k = k-th eigenvector of AᵀA over every style-affine weight; uniform attention
-    over W+ ``layers`` (all if None)."""
-    vecs, _ = sefa_directions(G.affine_weights())
+    """SeFa baseline: u_k = k-th eigenvector of AᵀA over the style affines the authors select (every
+    conv affine and only the last toRGB: :meth:`Generator.affine_weights`); uniform attention over W+
+    ``layers`` (all if None)."""
+    vecs, _ = sefa_directions(G.affine_weights(torgb="last"))
     _check_k(num_directions, vecs.shape[1], "SeFa")
     L = G.num_ws
     return Navigator(num_directions, L, G.w_dim, direction_mode="fixed", attention_mode="fixed",
                      fixed_directions=vecs[:, :num_directions].T,
                      fixed_attention=uniform_attention(num_directions, L, layers),
-                     info={"method": "sefa", "layers": list(layers) if layers is not None else None})
+                     info={"method": "sefa", "affines": "convs+last-torgb", "layers": list(layers) if layers is not None else None})
 
 
 def with_learned_attention(nav: Navigator, seed: int | None = None) -> Navigator:

@@ -68,38 +68,55 @@ def attribute_responses(G, nav: Navigator, predictor: Predictor, n_samples: int 
     return r.float()
 
 
+#: The authors summarise the first 30 directions (``eval_nav_nb_table2.ipynb``, cell 9).
+PAPER_TOP = 30
+
+
 def normalized_responses(R: torch.Tensor) -> torch.Tensor:
-    """|R| with each row divided by its maximum (rows that are all zero stay zero)."""
-    A = R.abs().float()
+    """|R| with each row divided by its maximum (float64; rows that are all zero stay zero)."""
+    A = R.abs().double()
     m = A.max(dim=1, keepdim=True).values
-    return torch.where(m > 0, A / m.clamp_min(1e-30), torch.zeros_like(A))
+    return torch.where(m > 0, A / m.clamp_min(1e-300), torch.zeros_like(A))
 
 
-def disentanglement_score(R: torch.Tensor, top: int | None = None) -> float:
-    """Mean over the first ``top`` directions of 1 − (second-largest normalised response).
+def _first(R: torch.Tensor, top: int | None) -> torch.Tensor:
+    if top is not None and top < 1:
+        raise ValueError(f"top must be >= 1 or None, got {top}")
+    return R if top is None else R[:top]
 
-    A direction with no response at all counts 0.
+
+def disentanglement_score(R: torch.Tensor, top: int | None = PAPER_TOP) -> float:
+    """Mean over the first ``top`` directions (the authors: 30; None: all) of largest − second-largest
+    normalised response, i.e. 1 − second largest (a row whose maximum is tied scores 0).
+
+    A direction with no response at all counts 0 (the authors' code would give NaN).
     """
-    N = normalized_responses(R[:top] if top else R)
+    N = normalized_responses(_first(R, top))
     if N.shape[1] < 2:
         return 1.0
-    second = N.topk(2, dim=1).values[:, 1]
-    dead = N.max(dim=1).values == 0
-    return float(torch.where(dead, torch.zeros_like(second), 1 - second).mean())
+    top2 = N.topk(2, dim=1).values
+    dead = top2[:, 0] == 0
+    return float(torch.where(dead, torch.zeros_like(top2[:, 0]), top2[:, 0] - top2[:, 1]).mean())
 
 
-def discovered_attributes(R: torch.Tensor, top: int | None = None) -> int:
+def discovered_mask(R: torch.Tensor, top: int | None = PAPER_TOP) -> torch.Tensor:
+    """[A] bool: attribute j is the largest response (normalised value == 1) of at least one of the
+    first ``top`` directions; every attribute tied for a row's maximum counts (the authors' rule).
+    Directions with no response are ignored."""
+    N = normalized_responses(_first(R, top))
+    return (N == 1.0).any(dim=0)
+
+
+def discovered_attributes(R: torch.Tensor, top: int | None = PAPER_TOP) -> int:
     """Number of distinct attributes that are the largest response of at least one of the first
-    ``top`` directions (directions with no response are ignored)."""
-    A = R[:top] if top else R
-    A = A.abs()
-    alive = A.max(dim=1).values > 0
-    return len(set(int(i) for i in A.argmax(dim=1)[alive]))
+    ``top`` directions (the authors: 30; ties all count, see :func:`discovered_mask`)."""
+    return int(discovered_mask(R, top).sum())
 
 
-def summarize(R: torch.Tensor, names: Sequence[str], order: Sequence[int] | None = None, top: int | None = None,
+def summarize(R: torch.Tensor, names: Sequence[str], order: Sequence[int] | None = None, top: int | None = PAPER_TOP,
               per_direction: int = 3) -> dict:
-    """The evaluation record: scores, per-direction top attributes and the matrices (JSON-able)."""
+    """The evaluation record: scores over the first ``top`` directions of ``order`` (the authors: 30),
+    per-direction top attributes and the matrices (JSON-able)."""
     order = list(range(R.shape[0])) if order is None else list(order)
     Ro = R[order]
     N = normalized_responses(Ro)
@@ -111,7 +128,8 @@ def summarize(R: torch.Tensor, names: Sequence[str], order: Sequence[int] | None
                              for j in idx.tolist()]})
     return {"disentanglement_score": disentanglement_score(Ro, top),
             "discovered_attributes": discovered_attributes(Ro, top),
-            "top": top or R.shape[0], "order": order, "attributes": list(names),
+            "top": min(top, R.shape[0]) if top else R.shape[0], "order": order,
+            "discovered": [names[j] for j in torch.nonzero(discovered_mask(Ro, top)).flatten().tolist()], "attributes": list(names),
             "responses": Ro.tolist(), "normalized": N.tolist(), "directions": rows}
 
 

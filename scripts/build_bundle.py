@@ -83,8 +83,8 @@ def train_nav(work: Path, G, D, name: str, variant: str, sensor: str, K: int, ki
     if (out / "navigator.safetensors").exists():
         return load_navigator(out / "navigator.safetensors")
     log(f"training navigator {name}: {variant}, sensor {sensor}, K={K}, {kimg} kimg, batch {batch}")
-    cfg = TrainConfig.preset("final", variant=variant, num_directions=K, kimg=kimg, batch=batch, sensor=sensor,
-                             pca_samples=100_000, snapshot_every=0, seed=0)
+    cfg = TrainConfig.preset("paper-real-image", variant=variant, num_directions=K, num_components=100, kimg=kimg,
+                             batch=batch, sensor=sensor, pca_samples=100_000, snapshot_every=0, seed=0)
     nav = train_navigator(G, cfg, out, sensor=build_sensor(sensor, discriminator=D), progress=False)
     return nav
 
