@@ -70,6 +70,37 @@ def attribute_responses(G, nav: Navigator, predictor: Predictor, n_samples: int 
 
 #: The authors summarise the first 30 directions (``eval_nav_nb_table2.ipynb``, cell 9).
 PAPER_TOP = 30
+#: The evaluation protocol of the paper's tables (``eval_nav_nb_table2.ipynb``, cells 8-12).
+PAPER_PROTOCOL = {"samples": 500, "truncation": 0.5, "noise": "const", "strength": 0.1, "top": PAPER_TOP,
+                  "attributes": 24,
+                  "predictor": "the authors' ResNet-50 regressing 24 face attributes (not published as weights)"}
+
+
+def protocol_note(predictor: str, n_attributes: int, samples: int, truncation: float, strength: float,
+                  top: int | None, statistic: str = "mean") -> dict:
+    """What an evaluation measured and how it differs from the paper's protocol (:data:`PAPER_PROTOCOL`).
+
+    Scores are only the paper's numbers with the authors' attribute predictor and settings; with any
+    other predictor (or attribute count) they rank methods on this predictor, nothing more.
+    """
+    diff = []
+    P = PAPER_PROTOCOL
+    if samples != P["samples"]:
+        diff.append(f"{samples} samples (paper {P['samples']})")
+    if truncation != P["truncation"]:
+        diff.append(f"truncation {truncation} (paper {P['truncation']})")
+    if strength != P["strength"]:
+        diff.append(f"strength {strength} (paper {P['strength']})")
+    if top != P["top"]:
+        diff.append(f"first {top or 'all'} directions (paper {P['top']})")
+    if n_attributes != P["attributes"]:
+        diff.append(f"{n_attributes} attributes (paper {P['attributes']})")
+    if statistic != "mean":
+        diff.append(f"responses as {statistic} (paper: raw mean differences)")
+    text = (f"attribute predictor: {predictor} ({n_attributes} attributes). These are NOT the paper's numbers: the "
+            f"paper used {P['predictor']}; compare only with scores from the same predictor and settings.")
+    return {"predictor": predictor, "attributes": n_attributes, "paper_numbers": False,
+            "differences_from_paper_protocol": diff, "note": text}
 
 
 def normalized_responses(R: torch.Tensor) -> torch.Tensor:

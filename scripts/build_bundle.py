@@ -104,6 +104,43 @@ def scores(R: torch.Tensor) -> dict:
     return {"disentanglement": round(disentanglement_score(R), 4), "discovered_attributes": discovered_attributes(R)}
 
 
+def calibration_codes(G) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(7)
+    return G.mapping(torch.randn(16, G.z_dim, generator=gen), truncation_psi=0.7)
+
+
+@torch.no_grad()
+def strength_target(G, ws_cal: torch.Tensor, cal_sensor) -> float:
+    """The change of a strength-2 edit along an average W PCA direction."""
+    from navigator.bases import baseline_navigator
+    from navigator.traverse import perceptual_magnitude
+
+    ref = baseline_navigator(G, "ganspace", 8)
+    return float(perceptual_magnitude(G, ref, ws_cal, cal_sensor, strength=2.0).mean())
+
+
+def ship_navigator(G, nav, R: torch.Tensor, names, ws_cal, target: float, cal_sensor, sensor: str):
+    """Labels (signs flipped so + raises the top attribute) and recommended strengths; returns the
+    navigator and its build-report rows."""
+    from navigator.labels import label_directions
+    from navigator.traverse import calibrate_strengths
+
+    labels = label_directions(R, names, dominance=1.5, min_response=3.0)
+    nav.negate([l.index for l in labels if l.sign < 0])
+    nav.labels = [l.name for l in labels]
+    nav.strength_range = [(float(a), float(b)) for a, b in
+                          calibrate_strengths(G, nav, ws_cal, target, sensor=cal_sensor, s_max=8.0, steps=6)]
+    nav.info.update({"sensor": sensor, "top_attributes": [l.top for l in labels]})
+    rows = [{"index": l.index, "name": l.name, "top": l.top, "strength": nav.strength_range[l.index][1]}
+            for l in labels]
+    return nav, rows
+
+
+def choose_default(metrics: dict) -> str:
+    return max(("binary", "prototype"), key=lambda n: (metrics[n]["discovered_attributes"],
+                                                       metrics[n]["disentanglement"]))
+
+
 def reconstruction(G, enc, faces: torch.Tensor, steps: int) -> dict:
     from inversion import invert
 
@@ -285,32 +322,18 @@ def main() -> None:
     save_report()
 
     # Labels and recommended strengths for the shipped navigators.
-    from navigator.labels import label_directions
-    from navigator.traverse import calibrate_strengths
     from navigator.sensors import build_sensor
 
-    gen = torch.Generator().manual_seed(7)
-    ws_cal = G.mapping(torch.randn(16, G.z_dim, generator=gen), truncation_psi=0.7)
+    ws_cal = calibration_codes(G)
     cal_sensor = build_sensor(sensor, discriminator=D)
-    with torch.no_grad():  # target: the change of a strength-2 edit along an average W PCA direction
-        ref = baseline_navigator(G, "ganspace", 8)
-        from navigator.traverse import perceptual_magnitude
-        target = float(perceptual_magnitude(G, ref, ws_cal, cal_sensor, strength=2.0).mean())
+    target = strength_target(G, ws_cal, cal_sensor)
     report["strength_target"] = target
     shipped = {}
     for name in ("binary", "prototype"):
         nav, R = evaluated[name]
-        labels = label_directions(R, predictor.names, dominance=1.5, min_response=3.0)
-        nav.negate([l.index for l in labels if l.sign < 0])
-        nav.labels = [l.name for l in labels]
-        nav.strength_range = [(float(a), float(b)) for a, b in
-                              calibrate_strengths(G, nav, ws_cal, target, sensor=cal_sensor, s_max=8.0, steps=6)]
-        nav.info.update({"sensor": sensor, "top_attributes": [l.top for l in labels]})
-        shipped[name] = nav
-        report.setdefault("labels", {})[name] = [{"index": l.index, "name": l.name, "top": l.top,
-                                                  "strength": nav.strength_range[l.index][1]} for l in labels]
-    default = max(("binary", "prototype"), key=lambda n: (report["metrics"][n]["discovered_attributes"],
-                                                          report["metrics"][n]["disentanglement"]))
+        shipped[name], report.setdefault("labels", {})[name] = ship_navigator(
+            G, nav, R, predictor.names, ws_cal, target, cal_sensor, sensor)
+    default = choose_default(report["metrics"])
     report["default_navigator"] = default
     save_report()
 

@@ -248,7 +248,12 @@ def test_cli_train_and_evaluate(tmp_path, monkeypatch, capsys):
     assert main([*args, "--navigator", str(out / "navigator.safetensors")]) == 0
     printed = capsys.readouterr().out
     assert "disentanglement score" in printed and "discovered attributes" in printed
+    assert "landmark/region probe (dlib 68 landmarks + colour regions) (15 attributes)" in printed
+    assert "NOT the paper's numbers" in printed and "24 face attributes" in printed
+    assert "3 samples (paper 500)" in printed and "15 attributes (paper 24)" in printed
     res = json.loads((ev / "evaluation.json").read_text())
+    assert res["protocol"]["paper_numbers"] is False and res["protocol"]["attributes"] == 15
+    assert (res["strength"], res["truncation"], res["noise"], res["top"], res["order_by"]) == (0.1, 0.5, "const", 3, "index")
     assert len(res["directions"]) == 3 and 0 <= res["disentanglement_score"] <= 1
     assert np.array(res["normalized"]).shape == (3, len(probe.ATTRIBUTES))
     assert (ev / "heatmap.png").stat().st_size > 100
