@@ -64,7 +64,12 @@ def _covariance_pca(sum_w: torch.Tensor, sum_ww: torch.Tensor, n: int) -> tuple[
 @torch.no_grad()
 def pca_basis(G: torch.nn.Module, n_samples: int = DEFAULT_PCA_SAMPLES, batch_size: int = 4096, seed: int = 0,
               cache: bool = True, progress: bool = False) -> PCABasis:
-    """PCA of W from ``n_samples`` mapped codes; cached per generator under :func:`cache_dir` ``/pca``."""
+    """PCA of W from ``n_samples`` mapped codes; cached per generator under :func:`cache_dir` ``/pca``.
+
+    Streamed: float64 sums of w and wwᵀ over batches, then an exact ``eigh`` of the covariance, so the
+    authors' 1,000,000 samples (their ``torch.pca_lowrank(q=w_dim)``, an exact SVD at that rank) need
+    O(w_dim²) memory, not a 10⁶ × w_dim matrix. Same result as the SVD of all samples at once.
+    """
     if n_samples < 2:
         raise UsageError("PCA needs at least 2 samples")
     path = cache_dir() / "pca" / f"{mapping_fingerprint(G)[:24]}-n{n_samples}-s{seed}.safetensors"

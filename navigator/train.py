@@ -197,9 +197,9 @@ class _Trainable(nn.Module):
         return self.nav.offsets(), self.prototypes
 
 
-def _initial_navigator(G, cfg: TrainConfig) -> Navigator:
+def _initial_navigator(G, cfg: TrainConfig, progress: bool = False) -> Navigator:
     if cfg.directions in ("pca", "free"):
-        basis = pca_basis(G, cfg.pca_samples) if cfg.directions == "pca" else None
+        basis = pca_basis(G, cfg.pca_samples, progress=progress) if cfg.directions == "pca" else None
         return contrafeat_navigator(G, cfg.num_directions, cfg.num_components, basis=basis,
                                     seed=cfg.seed, free=cfg.directions == "free")
     base = ganspace(G, cfg.num_directions, n_samples=cfg.pca_samples) if cfg.directions == "ganspace" \
@@ -226,7 +226,7 @@ class NavigatorTrainer:
         self.sensor = (sensor if sensor is not None else
                        build_sensor(cfg.sensor, sensor_weights, discriminator, cfg.sensor_seed)).to(self.device)
         self.sensor.requires_grad_(False)
-        self.nav = (nav if nav is not None else _initial_navigator(G, cfg)).to(self.device)
+        self.nav = (nav if nav is not None else _initial_navigator(G, cfg, progress and self.rank == 0)).to(self.device)
         if not any(p.requires_grad for p in self.nav.parameters()):
             raise UsageError("this navigator has nothing to train (fixed directions and attention)")
         self.nav.info.update({"variant": cfg.variant, "sensor": getattr(self.sensor, "name", cfg.sensor),

@@ -172,9 +172,33 @@ def real_photo_faces(size: int, limit: int) -> torch.Tensor:
     return x
 
 
+def retrain_lines(report: dict) -> list[str]:
+    """Model-card lines for navigators retrained after the bundle was built (``scripts/refresh_bundled_prototype.py``)."""
+    r = report.get("retrained")
+    if not r:
+        return []
+    out = []
+    for name, run in r.items():
+        if not isinstance(run, dict) or "command" not in run:
+            continue
+        out += [f"### Retrained: {name} navigator", f"Why: {run['why']}.", "",
+                f"Command: `{run['command']}`", "",
+                f"{run['kimg']} kimg ({run['iterations']} iterations, batch {run['batch']}), {run['threads']} CPU thread,"
+                f" precision {run['precision']}: training wall time {run['train_wall_s'] / 60:.1f} min on {run['machine']};"
+                f" mean loss of the last 50 iterations {run['final_loss_mean_last50']}.", ""]
+    prev = r.get("previous_metrics")
+    if prev:
+        out += [f"Rescored: {r.get('rescored', '')}. Before (old prototype loss, SeFa over every toRGB, all directions"
+                " summarised, one attribute per tied row):", "",
+                "| method | disentanglement score | discovered attributes |", "|---|---|---|",
+                *[f"| {k} | {v['disentanglement']} | {v['discovered_attributes']} |" for k, v in prev.items()], ""]
+    return out
+
+
 def write_model_card(report: dict, path: Path, args: argparse.Namespace) -> Path:
     """The bundle's model card, written from the build report's measured numbers."""
     g = report["generator"]
+    retrained = report.get("retrained", {})
     train = g["meta"].get("training", {})
     m = report["metrics"]
     rec = report["reconstruction"]
@@ -196,9 +220,10 @@ def write_model_card(report: dict, path: Path, args: argparse.Namespace) -> Path
         f"{g['config']['mapping_layers']} mapping layers; trained by `scripts/train_bundled_generator.sh`"
         f" ({args.generator_note or json.dumps(train)[:400]}).",
         f"- Encoder: editkit light encoder, {args.encoder_steps} steps on generator samples + real UTKFace crops.",
-        f"- Navigators: ContraFeat binary (K={args.K_binary or args.K}) and prototype (K={args.K}), sensor `{report['sensor_choice']['chosen']}`,"
-        f" {args.nav_kimg} kimg each, the authors' real-image preset (lr 0.1, diversity 0.01, sigma 0.5, per-layer "
-        "style mixing). Default navigator: `" + report["default_navigator"] + "`.",
+        f"- Navigators: ContraFeat binary (K={args.K_binary or args.K}, {args.nav_kimg} kimg) and prototype (K={args.K},"
+        f" {retrained.get('prototype', {}).get('kimg', args.nav_kimg)} kimg), sensor `{report['sensor_choice']['chosen']}`,"
+        " the authors' real-image preset (lr 0.1, diversity 0.01, sigma 0.5, per-layer style mixing; N = 100 PCA"
+        " components of 100,000 samples). Default navigator: `" + report["default_navigator"] + "`.",
         f"- Age/gender predictor (for labels): {report['age_gender']}.",
         "",
         "## Sensor choice (measured)",
@@ -212,14 +237,19 @@ def write_model_card(report: dict, path: Path, args: argparse.Namespace) -> Path
         "",
         "## Discovery metrics (contrafeat.md §5, on this model)",
         f"Attribute predictor: the offline landmark/region probe (15 attributes) + the age/gender predictor;"
-        f" {args.eval_samples} samples at truncation 0.5, strength {args.eval_strength}. Responses are"
+        f" {args.eval_samples} samples at truncation 0.5, strength {args.eval_strength}, constant noise. Responses are"
         " t-statistics of the per-sample attribute changes (mean / standard error), because the probe measures"
-        " some attributes noisily on 64-px faces; all four methods are scored the same way.",
+        " some attributes noisily on 64-px faces; all four methods are scored the same way, by the authors' summary"
+        f" rules: the first 30 directions (binary K={args.K_binary or args.K}: its first 30; the others K={args.K}),"
+        " every attribute tied for a row's maximum counts. SeFa uses the authors' affine selection (every conv"
+        " affine and only the last toRGB). **These are not the paper's numbers** (the paper used the authors'"
+        " ResNet-50 regressing 24 FFHQ attributes on 512-px faces): they compare the four methods on this model only.",
         "",
         "| method | disentanglement score | discovered attributes |",
         "|---|---|---|",
         *[f"| {k} | {v['disentanglement']} | {v['discovered_attributes']} |" for k, v in m.items()],
         "",
+        *retrain_lines(report),
         "## Reconstruction (64 px)",
         "| faces | method | PSNR dB | SSIM | s/face |",
         "|---|---|---|---|---|",

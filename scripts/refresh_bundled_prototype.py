@@ -41,9 +41,14 @@ def main() -> None:
     ap.add_argument("--work", default="runs/refresh_prototype")
     ap.add_argument("--kimg", type=float, default=10.0, help="training length of the new prototype navigator")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--card-only", action="store_true", help="only rewrite MODEL_CARD.md (from build_report.json) and "
+                    "the manifest hashes")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     work, bdir = Path(args.work), Path(args.bundle)
+    if args.card_only:
+        write_card_and_manifest(json.loads((bdir / "build_report.json").read_text()), bdir)
+        return
     work.mkdir(parents=True, exist_ok=True)
     bundle = load_bundle(bdir)
     report = json.loads((bdir / "build_report.json").read_text())
@@ -109,14 +114,17 @@ def main() -> None:
     # 4. write the files and the manifest hashes
     save_navigator(nav, bdir / "navigator-prototype.safetensors")
     atomic_write_text(bdir / "build_report.json", json.dumps(report, indent=2))
-    card_args = argparse.Namespace(**SHIPPED)
-    B.write_model_card(report, bdir / "MODEL_CARD.md", card_args)
+    write_card_and_manifest(report, bdir)
+    B.log(f"refreshed {bdir}: {report['metrics']}")
+
+
+def write_card_and_manifest(report: dict, bdir: Path) -> None:
+    B.write_model_card(report, bdir / "MODEL_CARD.md", argparse.Namespace(**SHIPPED))
     manifest = json.loads((bdir / "bundle.json").read_text())
     for rel in ("navigator-prototype.safetensors", "build_report.json", "MODEL_CARD.md"):
         if rel in manifest["files"]:
             manifest["files"][rel] = file_entry(bdir / rel)
     atomic_write_text(bdir / "bundle.json", json.dumps(manifest, indent=2) + "\n")
-    B.log(f"refreshed {bdir}: {report['metrics']}")
 
 
 if __name__ == "__main__":
