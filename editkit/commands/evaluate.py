@@ -49,10 +49,10 @@ def evaluate_cmd(
     navigator: str = typer.Option(..., "--navigator", "-n", help="Navigator file or registered name, or a baseline: ganspace, sefa."),
     out: Path = typer.Option(Path("evaluation"), "--out", "-o", help="Output folder for evaluation.json and heatmap.png."),
     samples: int = typer.Option(500, "--samples", min=1, help="Codes per direction (paper: 500)."),
-    strength: float = typer.Option(0.25, "--strength", help="Edit strength s: responses compare w+s·D and w-s·D (paper: 0.1-0.3)."),
+    strength: float = typer.Option(0.1, "--strength", help="Edit strength s: responses compare w+s·D and w-s·D (the authors' Table 2: 0.1)."),
     truncation: float = typer.Option(0.5, "--truncation", help="Truncation psi of the evaluation codes (paper: 0.5)."),
-    top: Optional[int] = typer.Option(None, "--top", help="K': score the first K' directions (default: all)."),
-    order: str = typer.Option("index", "--order", help="index, or magnitude: order directions by perceptual magnitude before taking the first K'."),
+    top: int = typer.Option(30, "--top", min=0, help="K': score the first K' directions (the authors: 30; 0 = all)."),
+    order: str = typer.Option("auto", "--order", help="index, magnitude (order directions by perceptual magnitude before taking the first K'), or auto: magnitude when there are more than K' directions (as the authors), else index (the scores do not depend on the order then)."),
     sensor: str = typer.Option("alexnet", "--sensor", help="--order magnitude: alexnet = LPIPS-AlexNet (paper; needs local ImageNet weights), or vgg16 / random-alexnet feature distance."),
     sensor_weights: Optional[Path] = typer.Option(None, "--sensor-weights", help="Local ImageNet weights for the ordering sensor."),
     baseline_directions: int = typer.Option(30, "--baseline-directions", help="K for a ganspace/sefa baseline."),
@@ -65,23 +65,27 @@ def evaluate_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs in OUT."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
 ) -> None:
-    """Score a navigator with the offline landmark/colour attribute probe: per-direction top
-    attributes, disentanglement score and discovered attributes; writes JSON and a heat map."""
+    """Score a navigator with the paper's two metrics and the authors' settings (500 samples, truncation
+    0.5, constant noise, strength 0.1, the first 30 directions after perceptual ordering), measured with
+    the offline landmark/colour attribute probe: per-direction top attributes, disentanglement score and
+    discovered attributes; writes JSON and a heat map. The output says which predictor was used: scores
+    from it are not the paper's numbers (the authors' 24-attribute ResNet-50 is not available)."""
     import torch
     from ..checkpoints import load_generator
-    from navigator.metrics import attribute_responses, save_heatmap, summarize
+    from navigator.metrics import attribute_responses, protocol_note, save_heatmap, summarize
     from navigator.probe import LandmarkProbe
 
-    if order not in ("index", "magnitude"):
-        raise UsageError(f"--order must be index or magnitude, got {order!r}")
+    if order not in ("auto", "index", "magnitude"):
+        raise UsageError(f"--order must be auto, index or magnitude, got {order!r}")
     json_path, png_path = out / "evaluation.json", out / "heatmap.png"
     for p in (json_path, png_path):
         check_writable(p, overwrite=overwrite)
     dev = resolve_device(device)
     G = load_generator(resolve_generator(generator), device=dev)
     nav = load_any_navigator(navigator, G, baseline_directions, pca_samples, parse_layers(baseline_layers)).to(dev)
-    if top is not None and not 1 <= top <= nav.num_directions:
-        raise UsageError(f"--top must be in 1..{nav.num_directions}")
+    top_n = min(top, nav.num_directions) if top else None
+    if order == "auto":
+        order = "magnitude" if top_n is not None and top_n < nav.num_directions else "index"
     probe = LandmarkProbe(detect=detect)
     R = attribute_responses(G, nav, probe, n_samples=samples, strength=strength, truncation=truncation,
                             batch_size=batch_size, seed=seed, progress=progress)
@@ -97,9 +101,12 @@ def evaluate_cmd(
         else:
             mags = perceptual_magnitude(G, nav, ws, build_sensor(sensor, sensor_weights).to(dev), strength)
         idx = order_by_magnitude(mags)
-    result = summarize(R, probe.names, order=idx, top=top)
+    result = summarize(R, probe.names, order=idx, top=top_n)
+    protocol = protocol_note("editkit's offline landmark/region probe (dlib 68 landmarks + colour regions)",
+                             len(probe.names), samples, truncation, strength, top_n, statistic="standardized mean")
     result.update(generator=str(generator), navigator=str(navigator), samples=samples, strength=strength,
-                  truncation=truncation, probe="landmarks+regions", standardized=True,
+                  truncation=truncation, noise="const", order_by=order, probe="landmarks+regions", standardized=True,
+                  protocol=protocol,
                   labels=[nav.labels[k] for k in idx],
                   magnitudes=None if mags is None else [float(mags[k]) for k in idx])
     out.mkdir(parents=True, exist_ok=True)
@@ -109,6 +116,9 @@ def evaluate_cmd(
                  title=f"normalized |response|  DS={result['disentanglement_score']:.3f}  "
                        f"attrs={result['discovered_attributes']}")
     _print_table(result)
+    typer.echo(protocol["note"])
+    if protocol["differences_from_paper_protocol"]:
+        typer.echo("differs from the paper's protocol in: " + "; ".join(protocol["differences_from_paper_protocol"]))
     typer.echo(f"wrote {json_path} and {png_path}")
 
 
