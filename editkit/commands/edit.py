@@ -210,6 +210,7 @@ def batch_cmd(
     2 when the output folder cannot be written (the report says how far it got, or where it could not be written).
     Several batch processes may share one output folder: each photo is claimed before it is edited.
     """
+    params = dict(locals())  # the command's options, before any other local name exists
     from ..atomic import check_folder_writable
     from ..batch import parse_shard, run_batch
     from ..console import Progress, emit_json
@@ -227,8 +228,7 @@ def batch_cmd(
     # (new options are included automatically); these only say where/how to run:
     not_settings = {"folder", "output", "shard", "device", "overwrite", "as_json", "quiet", "force", "model",
                     "generator", "encoder", "navigator", "attr", "strength"}
-    ctx = typer.get_current_context()
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in ctx.params.items() if k not in not_settings}
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in params.items() if k not in not_settings}
     ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score, vgg16)
     with Progress("batch") as bar:
         counts = {"done": 0, "skipped": 0, "claimed": 0, "failed": 0}
