@@ -13,14 +13,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import warnings
+
 import numpy as np
 import torch
 
 from .atomic import check_writable
+from .console import EditkitWarning
 from .errors import NoFaceError, UsageError
-from .render import bounce, make_grid, save_animation, side_by_side, to_uint8
+from .render import RenderError, bounce, make_grid, save_animation, side_by_side, to_uint8
 
 METHODS = ("hybrid", "encoder", "optimize")
+#: A strength beyond this multiple of a direction's recommended limit is refused unless ``force=True``
+#: (outside the recommended range, but within this, it is a warning): past it faces fall apart.
+STRENGTH_HARD_FACTOR = 4.0
 #: dlib HOG detections below this score are not edited. On the 20 photos of shared/data/photos
 #: (unaligned + no_face), every real face scored >= 0.34 and the one false detection 0.12.
 from .defaults import DEFAULT_MIN_FACE_SCORE  # noqa: F401 (re-exported)
@@ -67,6 +73,7 @@ class EditResult:
     faces: list[FaceEdit]
     edits: list[tuple[int, float]]
     source: Any = None  # editkit.photos.Photo (EXIF/ICC kept when saving)
+    warnings: list[str] = field(default_factory=list)  # e.g. a strength outside the recommended range
 
     def report(self, labels: Sequence[str | None] = (), photo=None, outputs: Sequence = ()) -> dict:
         """JSON-able: the edits and, per face, identity distance and attributes before/after."""
@@ -173,12 +180,14 @@ class Editor:
         self.bundle = None
         if generator is None and model is not None and registry.is_generator_spec(model):
             generator, model = model, None  # --model ffhq.pkl / a registered generator name
-        if generator is None:
+        if generator is None or model is not None:
             self.bundle = registry.resolve_bundle(model)
             gen_path = self.bundle.generator_path
             enc_path = self.bundle.encoder_path
             nav_path = self.bundle.navigator_path(navigator_name) if self.bundle.navigators else None
             align = self.bundle.alignment
+            if generator is not None:  # replaces only the bundle's generator; its encoder and navigator stay
+                gen_path = registry.resolve_weights(generator, "generator")
         else:
             gen_path, enc_path, nav_path, align = registry.resolve_weights(generator, "generator"), None, None, "ffhq"
         if encoder is not None:
@@ -192,6 +201,10 @@ class Editor:
         self.encoder = None
         if enc_path is not None:
             self.encoder = inversion.load_encoder(enc_path).to(self.device).eval().requires_grad_(False)
+            shape = (getattr(self.encoder, "num_ws", self.G.num_ws), getattr(self.encoder, "w_dim", self.G.w_dim))
+            if shape != (self.G.num_ws, self.G.w_dim):
+                raise UsageError(f"encoder is for W+ {shape[0]}x{shape[1]}, generator has {self.G.num_ws}x"
+                                 f"{self.G.w_dim}", enc_path)
         self.navigator = None
         if nav_path is not None:
             self.navigator = load_navigator(nav_path, device=self.device).eval().requires_grad_(False)
@@ -239,7 +252,28 @@ class Editor:
         what = "ambiguous" if len(exact) + len(prefix) > 1 else "unknown"
         raise UsageError(f"{what} direction '{attr}' (labels: {known})")
 
-    def _edits(self, attr, strength) -> list[tuple[int, float]]:
+    def check_strength(self, k: int, s: float, force: bool = False, what: str = "strength") -> str | None:
+        """Refuse a non-finite strength, or one beyond the hard limit (``STRENGTH_HARD_FACTOR`` x the
+        direction's recommended limit) unless ``force``; return a warning text when outside the recommended
+        range (also issued as an :class:`~editkit.console.EditkitWarning`), else None."""
+        nav = self._nav()
+        if not np.isfinite(s):
+            raise UsageError(f"{what} must be a finite number, got {s}")
+        lo, hi = (float(v) for v in nav.strength_range[k])
+        limit = STRENGTH_HARD_FACTOR * max(abs(lo), abs(hi))
+        name = nav.labels[k] or f"attr{k}"
+        if abs(s) > limit and not force:
+            raise UsageError(f"{what} {s:g} for direction {k} ({name}) is beyond the hard limit +-{limit:g} "
+                             f"({STRENGTH_HARD_FACTOR:g} x the recommended {lo:+g}..{hi:+g}); use --force "
+                             "(force=True) to render it anyway")
+        if not lo <= s <= hi:
+            msg = (f"{what} {s:+g} for direction {k} ({name}) is outside its recommended range {lo:+g}..{hi:+g}; "
+                   "expect artefacts")
+            warnings.warn(EditkitWarning(msg), stacklevel=3)
+            return msg
+        return None
+
+    def _edits(self, attr, strength, force: bool = False, notes: list | None = None) -> list[tuple[int, float]]:
         attrs = list(attr) if isinstance(attr, (list, tuple)) else [attr]
         strengths = list(strength) if isinstance(strength, (list, tuple)) else [strength]
         if len(strengths) == 1 and len(attrs) > 1:
@@ -252,9 +286,11 @@ class Editor:
                 s = float(s)
             except (TypeError, ValueError):
                 raise UsageError(f"strength must be a number, got {s!r}") from None
-            if not np.isfinite(s):
-                raise UsageError(f"strength must be finite, got {s}")
-            out.append((self.resolve_attr(a), s))
+            k = self.resolve_attr(a)
+            msg = self.check_strength(k, s, force)
+            if msg and notes is not None:
+                notes.append(msg)
+            out.append((k, s))
         return out
 
     # ------------------------------------------------------------------------------------- pipeline
@@ -286,9 +322,15 @@ class Editor:
         return faces
 
     def _select(self, faces: list, which, path=None) -> list[tuple[int, Any]]:
-        if which is None or which == "all":
+        if which is None or (isinstance(which, str) and which.strip().lower() == "all"):
             return list(enumerate(faces))
-        idx = [which] if isinstance(which, (int, np.integer)) else list(which)
+        if isinstance(which, (int, np.integer)) and not isinstance(which, bool):
+            idx = [which]
+        elif isinstance(which, (list, tuple)) and which and all(
+                isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in which):
+            idx = list(which)
+        else:
+            raise UsageError(f"faces must be 'all', a face index (0, 1, ...) or a list of indices, got {which!r}")
         for i in idx:
             if not 0 <= int(i) < len(faces):
                 raise UsageError(f"face {i} out of range: the photo has {len(faces)} face(s) (0..{len(faces) - 1})")
@@ -314,7 +356,15 @@ class Editor:
 
     def synthesize(self, ws: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
-            return to_uint8(self.G.synthesis(ws.to(self.device), noise_mode="const"))
+            return self._checked(lambda: to_uint8(self.G.synthesis(ws.to(self.device), noise_mode="const")))
+
+    def _checked(self, render):
+        """Run a rendering step; a non-finite image is a one-line error naming the model files."""
+        try:
+            return render()
+        except RenderError as exc:
+            files = " / ".join(str(p) for p in (self.paths["generator"], self.paths["encoder"]) if p)
+            raise RenderError(f"{exc}; nothing was written (check the weights: {files})") from None
 
     def invert(self, photo, faces="all", method: str | None = None, **options) -> list[FaceInversion]:
         """Align and invert the chosen faces; each result has the W+ code and its reconstruction."""
@@ -326,15 +376,18 @@ class Editor:
         metrics = _split_metrics(getattr(inv, "metrics", {}) or {}, len(chosen))
         return [FaceInversion(i, f, f.image, recon[j], ws[j].cpu(), metrics[j]) for j, (i, f) in enumerate(chosen)]
 
-    def edit(self, photo, attr, strength, faces="all", method: str | None = None, **options) -> EditResult:
+    def edit(self, photo, attr, strength, faces="all", method: str | None = None, force: bool = False,
+             **options) -> EditResult:
         """Edit every chosen face of ``photo`` with one or several (direction, strength) pairs.
 
         ``photo``: a path, an H×W×3 uint8 array or an ``editkit.photos.Photo``; ``attr``: index, label or a
         list of them; ``strength``: a number or one per direction; ``faces``: 'all', an index or indices.
+        A strength outside a direction's recommended range warns; beyond the hard limit it needs ``force``.
         """
         from inversion.align import paste_back
 
-        edits = self._edits(attr, strength)
+        notes: list[str] = []
+        edits = self._edits(attr, strength, force, notes)
         src = self._read(photo)
         inverted = self.invert(src, faces, method, **options)
         ws = torch.stack([fi.ws for fi in inverted]).to(self.device)
@@ -351,10 +404,11 @@ class Editor:
 
             annotate_faces(out_faces)
         return EditResult(photo=src.array, image=np.asarray(image, dtype=np.uint8), faces=out_faces, edits=edits,
-                          source=src)
+                          source=src, warnings=notes)
 
     def traverse(self, photo, attr, strength: float | tuple[float, float] | None = None, frames: int = 24,
-                 face: int = 0, method: str | None = None, ws: torch.Tensor | None = None, **options) -> Traversal:
+                 face: int = 0, method: str | None = None, ws: torch.Tensor | None = None, force: bool = False,
+                 **options) -> Traversal:
         """Frames of the chosen face as direction(s) ``attr`` move across a strength range.
 
         ``strength``: s for [-s, +s], a (lo, hi) pair, or None for each direction's recommended range.
@@ -364,15 +418,22 @@ class Editor:
             raise UsageError(f"--frames must be at least 2, got {frames}")
         attrs = list(attr) if isinstance(attr, (list, tuple)) else [attr]
         ks = [self.resolve_attr(a) for a in attrs]
+        nav = self._nav()
+        for k in ks:  # checked before any inversion work
+            lo, hi = _range(strength, nav.strength_range[k])
+            if strength is not None and not (lo < hi):
+                raise UsageError(f"the traversal range must be positive (-R..+R with R > 0), got {strength!r}")
+            for end in (lo, hi):
+                self.check_strength(k, end, force, what="range end")
         if ws is None:
             ws = self.invert(photo, [face], method, **options)[0].ws
         ws = ws.to(self.device)
         from navigator.traverse import traversal_frames
 
         rows, labels = [], []
-        nav = self._nav()
         for k in ks:
-            rows.append(list(traversal_frames(self.G, nav, ws, k, _range(strength, nav.strength_range[k]), frames)))
+            rng = _range(strength, nav.strength_range[k])
+            rows.append(list(self._checked(lambda: traversal_frames(self.G, nav, ws, k, rng, frames))))
             labels.append(nav.labels[k] or f"attr{k}")
         lo, hi = _range(strength, nav.strength_range[ks[0]])
         return Traversal(rows=rows, strengths=[float(v) for v in np.linspace(lo, hi, frames)], directions=ks, labels=labels)
@@ -404,12 +465,19 @@ class Editor:
 def _range(strength, default: tuple[float, float]) -> tuple[float, float]:
     if strength is None:
         return float(default[0]), float(default[1])
-    if isinstance(strength, (tuple, list)):
-        if len(strength) != 2:
-            raise UsageError(f"a strength range is two numbers, got {strength!r}")
-        return float(strength[0]), float(strength[1])
-    s = abs(float(strength))
-    return -s, s
+    try:
+        if isinstance(strength, (tuple, list)):
+            if len(strength) != 2:
+                raise UsageError(f"a strength range is two numbers, got {strength!r}")
+            lo, hi = float(strength[0]), float(strength[1])
+        else:
+            s = abs(float(strength))
+            lo, hi = -s, s
+    except (TypeError, ValueError):
+        raise UsageError(f"a strength range must be numbers, got {strength!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise UsageError(f"the strength range must be finite, got {strength!r}")
+    return lo, hi
 
 
 def _split_metrics(metrics: dict, n: int) -> list[dict]:
@@ -441,7 +509,12 @@ def _template(align, get_template):
 def _device(device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UsageError(f"unknown device {str(device)!r} (use cpu, cuda, cuda:N or auto)") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unsupported device {str(device)!r} (use cpu, cuda, cuda:N or auto)")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("CUDA was requested but is not available here (use --device cpu)")
     return dev
