@@ -16,7 +16,11 @@ _MODEL_HELP = "Model: a bundle folder, a registered name (see `editkit models li
 _GEN_HELP = "Generator weights file (official NVIDIA .pkl, rosinality/e4e .pt, editkit .safetensors) or registered name; replaces the bundle's."
 _ENC_HELP = "Encoder weights (e4e .pt or editkit light encoder) or registered name; replaces the bundle's."
 _NAV_HELP = "Navigator file (.safetensors from `editkit train navigator`) or registered name; replaces the bundle's."
-_METHOD_HELP = "Inversion: 'encoder' (fast), 'optimize' (faithful, slow) or 'hybrid' (encoder + short optimisation)."
+_METHOD_HELP = ("Inversion: 'encoder' (fast), 'optimize' (faithful, slow), 'hybrid' (encoder + short optimisation) "
+                "or 'pti' (hybrid pivot + a per-face tuned copy of the generator; slowest, most faithful).")
+_RENDER_HELP = ("'transfer': keep the photo and carry over only the edit's change (warp + filtered colour/light), "
+                "at the face's own resolution; 'generated': paste the generator's face back (for a high-resolution "
+                "generator whose detail you want).")
 _DEVICE_HELP = "Device: cpu, cuda, cuda:N or auto."
 _STEPS_HELP = "Optimisation steps for 'hybrid'/'optimize' (default: the inversion's own: 250 hybrid, 1000 optimize)."
 _DET_HELP = "Face detector: 'hog' (fast) or 'cnn' (dlib MMOD; finds small and turned faces, slower)."
@@ -27,13 +31,16 @@ _ATTR_HELP = "Direction: an index or a label (see `editkit directions`); repeat 
 
 def make_editor(model: str | None, generator: str | None, encoder: str | None, navigator: str | None,
                 device: str, method: str, steps: int | None = None, detector: str = "hog", upsample: int = 1,
-                min_score: float | None = None):
+                min_score: float | None = None, render: str = "transfer"):
     """An Editor from the common model options (loads every network once)."""
     from ..editor import Editor
 
     if detector not in ("hog", "cnn"):
         raise UsageError(f"--detector must be 'hog' or 'cnn', got {detector!r}")
+    if render not in ("transfer", "generated"):
+        raise UsageError(f"--render must be 'transfer' or 'generated', got {render!r}")
     return Editor(model, generator=generator, encoder=encoder, navigator=navigator, device=device, method=method,
+                  render=render,
                   invert_options={"steps": steps} if steps else None,
                   align_options={"detector": detector, "upsample": upsample,
                                  **({} if min_score is None else {"min_score": min_score})})
@@ -90,9 +97,10 @@ def edit_cmd(
     encoder: Optional[str] = typer.Option(None, "--encoder", help=_ENC_HELP),
     navigator: Optional[str] = typer.Option(None, "--navigator", help=_NAV_HELP),
     face: str = typer.Option("all", "--face", help="Which face to edit: an index (0 = first detected) or 'all'."),
-    crop_only: bool = typer.Option(False, "--crop-only", help="Write only the edited aligned face crop(s), no paste-back."),
+    crop_only: bool = typer.Option(False, "--crop-only", help="Write only the edited aligned face crop(s) (the photo's own resolution with transfer)."),
     crops: bool = typer.Option(False, "--crops", help="Also write OUTPUT-stem.crops.png: every aligned face before | after."),
     method: str = typer.Option("hybrid", "--method", help=_METHOD_HELP),
+    render: str = typer.Option("transfer", "--render", help=_RENDER_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help=_STEPS_HELP),
     detector: str = typer.Option("hog", "--detector", help=_DET_HELP),
     upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
@@ -110,7 +118,7 @@ def edit_cmd(
     check_writable(out, overwrite, (photo,))  # fail before loading any model
     if crops:
         check_writable(out.with_name(out.stem + ".crops.png"), overwrite, (photo,))
-    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score)
+    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score, render)
     res = ed.edit(photo, list(attr), list(strength), faces=faces, method=method)
     written = res.save(out, crop_only=crop_only, crops=crops, overwrite=overwrite, inputs=(photo,))
     if not quiet:
@@ -132,6 +140,7 @@ def batch_cmd(
     crop_only: bool = typer.Option(False, "--crop-only", help="Write the edited aligned crops (PNG) instead of full photos."),
     shard: Optional[str] = typer.Option(None, "--shard", help="i/n: process only shard i of n (split a folder across processes or machines)."),
     method: str = typer.Option("hybrid", "--method", help=_METHOD_HELP),
+    render: str = typer.Option("transfer", "--render", help=_RENDER_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help=_STEPS_HELP),
     detector: str = typer.Option("hog", "--detector", help=_DET_HELP),
     upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
@@ -153,7 +162,7 @@ def batch_cmd(
         from ..errors import BadInputError
 
         raise BadInputError("not a folder", folder)
-    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score)
+    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score, render)
     total = sum(1 for _ in iter_photos(folder, sh, exclude=output))
     with Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), transient=False, disable=not sys.stderr.isatty()) as prog:
@@ -190,6 +199,7 @@ def traverse_cmd(
     encoder: Optional[str] = typer.Option(None, "--encoder", help=_ENC_HELP),
     navigator: Optional[str] = typer.Option(None, "--navigator", help=_NAV_HELP),
     method: str = typer.Option("hybrid", "--method", help=_METHOD_HELP),
+    render: str = typer.Option("transfer", "--render", help=_RENDER_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help=_STEPS_HELP),
     detector: str = typer.Option("hog", "--detector", help=_DET_HELP),
     upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
@@ -206,7 +216,7 @@ def traverse_cmd(
         raise UsageError(f"unsupported output format '{out.suffix}' (use .gif, .mp4 or .png)", out)
     _check_photo(photo)
     check_writable(out, overwrite, (photo,))
-    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score)
+    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score, render)
     trav = ed.traverse(photo, list(attr), range_, frames=frames, face=face, method=method)
     trav.save(out, duration_ms=duration, overwrite=overwrite, inputs=(photo,))
     typer.echo(f"{len(trav.directions)} direction(s) x {frames} frames ({trav.strengths[0]:+g}..{trav.strengths[-1]:+g}) -> {out}")

@@ -1,4 +1,4 @@
-"""Rendering results people look at: image conversion, grids, GIF and MP4 writers (all atomic)."""
+"""Image conversion, grids, GIF and MP4 writers (all atomic)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .atomic import atomic_path
-from .errors import UsageError
+from ..atomic import atomic_path
+from ..errors import UsageError
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
