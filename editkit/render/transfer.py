@@ -50,6 +50,7 @@ class TransferSettings:
     shift_significant: float = 0.006  # a warp of this size counts fully into the mask
     light_significant: float = 3.0  # L* change that counts fully into the mask
     chroma_significant: float = 4.0
+    relative_significant: float = 0.2  # ... or this fraction of the change's 98th percentile, if larger
     feather: float = 0.025  # Gaussian feather of the change mask
     chroma_blur: float = 2.0  # chroma residual blur, in generator pixels (lightness: 0.7)
     flow_smooth: float = 1.5  # flow smoothing, in generator pixels
@@ -131,14 +132,23 @@ def change_fields(reconstruction: np.ndarray, edited: np.ndarray,
     mag = np.hypot(flow[..., 0], flow[..., 1])
     limit = st.max_shift * n
     flow *= (np.minimum(mag, limit) / np.maximum(mag, 1e-6))[..., None]
-    d = _lab(edi_n) - _lab(warp(rec_n, flow))
+    # Keep the flow only where it explains the change: where warping the reconstruction brings it
+    # closer to the edit (in flat regions or for pure colour changes, any flow is noise).
+    lab_e, lab_r = _lab(edi_n), _lab(rec_n)
+    err_none = _blur(np.linalg.norm(lab_e - lab_r, axis=-1), gen_px)
+    err_flow = _blur(np.linalg.norm(lab_e - _lab(warp(rec_n, flow)), axis=-1), gen_px)
+    conf = np.clip(2.0 * (err_none - err_flow) / np.maximum(err_none, st.light_significant), 0.0, 1.0)
+    flow *= _blur(conf.astype(np.float32), st.flow_smooth * gen_px)[..., None]
+    d = lab_e - _lab(warp(rec_n, flow))
     light = _blur(d[..., 0], 0.7 * gen_px)
     chroma = _blur(d[..., 1:], st.chroma_blur * gen_px)
     light = st.max_light * np.tanh(light / st.max_light)
     chroma = st.max_chroma * np.tanh(chroma / st.max_chroma)
-    score = np.maximum.reduce([np.hypot(flow[..., 0], flow[..., 1]) / (st.shift_significant * n),
-                               np.abs(light) / st.light_significant,
-                               np.hypot(chroma[..., 0], chroma[..., 1]) / st.chroma_significant])
+    parts = [np.hypot(flow[..., 0], flow[..., 1]), np.abs(light), np.hypot(chroma[..., 0], chroma[..., 1])]
+    floors = (st.shift_significant * n, st.light_significant, st.chroma_significant)
+    # significant: above an absolute floor and above a fraction of the edit's own strong changes
+    score = np.maximum.reduce([p / max(f, st.relative_significant * float(np.percentile(p, 98)))
+                               for p, f in zip(parts, floors)])
     score = _blur(score.astype(np.float32), st.feather * n * 0.5)
     t = np.clip((score - 0.25) / 0.75, 0.0, 1.0)
     mask = _blur((t * t * (3.0 - 2.0 * t)).astype(np.float32), st.feather * n)
@@ -190,7 +200,7 @@ def transfer_face(photo: np.ndarray, face: AlignedFace, reconstruction: np.ndarr
     flow = sample(f.flow) * mask[..., None]
     dx = m[0, 0] * flow[..., 0] + m[0, 1] * flow[..., 1]  # crop-pixel shift -> photo-pixel shift
     dy = m[1, 0] * flow[..., 0] + m[1, 1] * flow[..., 1]
-    warped = cv2.remap(out, (gx + dx).astype(np.float32), (gy + dy).astype(np.float32), cv2.INTER_CUBIC,
+    warped = cv2.remap(out, (gx + dx).astype(np.float32), (gy + dy).astype(np.float32), cv2.INTER_LANCZOS4,
                        borderMode=cv2.BORDER_REFLECT)
     lab = _lab(warped.astype(np.float32) / 255.0)
     light0 = lab[..., 0].copy()
