@@ -3,6 +3,9 @@
 * ``encoder``: one forward pass (fast, least faithful).
 * ``optimize``: the projector schedule from the average code (slow, faithful).
 * ``hybrid``: the encoder's codes refined by a short optimisation (:data:`REFINE_SCHEDULE`).
+* ``pti``: the hybrid code (encoder code without optimisation steps when ``steps=0``) as the pivot of
+  a per-face tuned copy of the generator (:mod:`inversion.pti`); ``InversionResult.generators``
+  holds the copies, which the caller discards after the photo.
 """
 from __future__ import annotations
 
@@ -17,11 +20,11 @@ import torch.nn.functional as F
 from editkit.errors import UsageError
 
 from .losses import ReconstructionLoss
-from .metrics import QualityMeter
+from .metrics import QualityMeter, psnr
 from .optimize import REFINE_SCHEDULE, ProjectorSchedule, optimize_latents, schedule_with_steps, w_statistics
 
 log = logging.getLogger(__name__)
-METHODS = ("hybrid", "encoder", "optimize")
+METHODS = ("hybrid", "encoder", "optimize", "pti")
 
 
 @dataclass
@@ -37,6 +40,7 @@ class InversionResult:
     seconds: float = 0.0
     loss: str = ""
     noise: dict = field(default_factory=dict)
+    generators: list = field(default_factory=list)  # pti: one tuned generator copy per face
 
 
 def prepare_targets(images: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -55,7 +59,8 @@ def invert(G, images: torch.Tensor, method: str = "hybrid", encoder=None, steps:
            w_space: str = "w+", vgg16: str | Path | None = None, discriminator=None,
            pixel_weight: float = 1.0, optimize_noise: bool = False, stop_psnr: float | None = None,
            batch_size: int = 8, schedule: ProjectorSchedule | None = None, loss_fn=None,
-           measure: bool = True, progress=None, seed: int = 0) -> InversionResult:
+           measure: bool = True, progress=None, seed: int = 0, pti=None, offsets: torch.Tensor | None = None,
+           identity=None) -> InversionResult:
     """Invert aligned face images ``[N, 3, H, W]`` in [-1, 1] into ``G``'s W+ space.
 
     ``encoder``: a :class:`inversion.encoders.LatentEncoder` (needed by 'encoder' and 'hybrid').
@@ -63,9 +68,15 @@ def invert(G, images: torch.Tensor, method: str = "hybrid", encoder=None, steps:
     ``vgg16``: local VGG16 file for LPIPS (else looked up; without one the documented fallback
     loss is used: pixel MSE + ``discriminator`` or encoder features). ``stop_psnr`` ends the
     optimisation of a batch once every face reaches that PSNR. ``progress(step, total, loss)``.
+    'pti' only: ``pti`` (:class:`inversion.pti.PTISettings`), ``offsets`` [K, L, D] (W+ edits whose
+    strength the tuning must keep) and ``identity`` (images -> embeddings, optional identity loss).
     """
     if method not in METHODS:
         raise UsageError(f"unknown inversion method {method!r} (choose from {', '.join(METHODS)})")
+    if method == "pti":
+        return _invert_pti(G, images, encoder, steps, pti, offsets, identity, loss_fn, progress, seed,
+                           measure=measure, w_space=w_space, vgg16=vgg16, discriminator=discriminator,
+                           pixel_weight=pixel_weight, batch_size=batch_size, schedule=schedule)
     if method in ("encoder", "hybrid") and encoder is None:
         raise UsageError(f"method {method!r} needs an encoder (pass one, or use method='optimize')")
     if encoder is not None and (encoder.num_ws, encoder.w_dim) != (G.num_ws, G.w_dim):
@@ -125,3 +136,43 @@ def invert(G, images: torch.Tensor, method: str = "hybrid", encoder=None, steps:
     kind = "" if method == "encoder" else getattr(loss_fn, "kind", type(loss_fn).__name__)
     return InversionResult(ws=ws, images=recon, metrics=metrics, method=method, steps=steps_max,
                            seconds=seconds, loss=kind, noise=noise)
+
+
+def _invert_pti(G, images, encoder, steps, settings, offsets, identity, loss_fn, progress, seed, measure,
+                **pivot_options) -> InversionResult:
+    """Pivot (hybrid with an encoder, else optimisation), then one tuned generator copy per face."""
+    from .pti import PTISettings, tune_generator
+
+    settings = settings or PTISettings()
+    start = time.perf_counter()
+    if loss_fn is None:
+        disc = pivot_options.get("discriminator")
+        feature_fn, name = ((disc.eval().requires_grad_(False).to(G.w_avg.device).features, "discriminator")
+                            if disc is not None else (encoder.features, "encoder") if encoder is not None else (None, ""))
+        loss_fn = ReconstructionLoss(pivot_options.get("vgg16"), feature_fn=feature_fn,
+                                     feature_name=f"{name} features", pixel_weight=pivot_options["pixel_weight"])
+    loss_fn.to(G.w_avg.device)
+    pivot_method = "hybrid" if encoder is not None else "optimize"
+    if encoder is not None and steps == 0:
+        pivot_method = "encoder"
+    piv = invert(G, images, method=pivot_method, encoder=encoder, steps=steps or None, loss_fn=loss_fn,
+                 measure=False, seed=seed, **pivot_options)
+    targets = prepare_targets(images, G.resolution).to(G.w_avg.device)
+    gens, recon, identity_used = [], [], "missing"
+    for i in range(targets.shape[0]):
+        out = tune_generator(G, targets[i:i + 1], piv.ws[i:i + 1], loss_fn, settings, offsets=offsets,
+                             identity=identity, seed=seed + i, progress=progress)
+        gens.append(out.generator)
+        recon.append(out.image)
+        identity_used = out.identity
+    recon_t = torch.cat(recon)
+    metrics = {}
+    if measure:
+        meter = QualityMeter(lpips_model=getattr(loss_fn, "lpips", None))
+        metrics = meter(recon_t.clamp(-1, 1), targets)
+        metrics["pivot_psnr"] = [float(v) for v in psnr(piv.images.clamp(-1, 1), targets)]
+    metrics["identity_loss"] = identity_used
+    return InversionResult(ws=piv.ws, images=recon_t, metrics=metrics, method="pti",
+                           steps=settings.steps,
+                           seconds=time.perf_counter() - start, loss=getattr(loss_fn, "kind", ""), generators=gens)
+

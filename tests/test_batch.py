@@ -71,8 +71,10 @@ def test_batch_all_good_exit_zero_and_crop_only(tmp_path, bundle_dir, capsys):
     root = tmp_path / "in"
     copy_face(root / "x.jpg")
     out = tmp_path / "crops"
-    assert _run(root, out, bundle_dir, "--crop-only") == 0
-    assert Image.open(out / "x.png").size[1] in (16, 20)
+    assert _run(root, out, bundle_dir, "--crop-only", "--render", "generated") == 0
+    assert Image.open(out / "x.png").size[1] in (16, 20)  # the generator's crop
+    assert _run(root, out, bundle_dir, "--crop-only", "--overwrite") == 0
+    assert Image.open(out / "x.png").size[1] > 64  # transfer: the photo's face at its own resolution
     assert json.loads((out / "batch-report.json").read_text())["failures"] == []
 
 

@@ -17,7 +17,11 @@ _GEN_HELP = ("Generator weights file (official NVIDIA .pkl, rosinality/e4e .pt, 
              "replaces only the --model bundle's generator (its encoder and navigator are kept); without --model it is used on its own.")
 _ENC_HELP = "Encoder weights (e4e .pt or editkit light encoder) or registered name; replaces the bundle's."
 _NAV_HELP = "Navigator file (.safetensors from `editkit train navigator`) or registered name; replaces the bundle's."
-_METHOD_HELP = "Inversion: 'encoder' (fast), 'optimize' (faithful, slow) or 'hybrid' (encoder + short optimisation)."
+_METHOD_HELP = ("Inversion: 'encoder' (fast), 'optimize' (faithful, slow), 'hybrid' (encoder + short optimisation) "
+                "or 'pti' (hybrid pivot + a per-face tuned copy of the generator; slowest, most faithful).")
+_RENDER_HELP = ("'transfer': keep the photo and carry over only the edit's change (warp + filtered colour/light), "
+                "at the face's own resolution; 'generated': paste the generator's face back (for a high-resolution "
+                "generator whose detail you want).")
 _DEVICE_HELP = "Device: cpu, cuda, cuda:N or auto (the GPU when there is one)."
 DEFAULT_DEVICE = "auto"
 _STEPS_HELP = "Optimisation steps for 'hybrid'/'optimize' (default: the inversion's own: 250 hybrid, 1000 optimize)."
@@ -34,15 +38,17 @@ _JSON_HELP = "Print the result as JSON on stdout (progress and messages go to st
 
 def make_editor(model: str | None, generator: str | None, encoder: str | None, navigator: str | None,
                 device: str, method: str, steps: int | None = None, detector: str = "hog", upsample: int = 1,
-                min_score: float | None = None, vgg16: Path | None = None):
+                min_score: float | None = None, vgg16: Path | None = None, render: str = "transfer"):
     """An Editor from the common model options (loads every network once)."""
     from ..editor import Editor
 
     if detector not in ("hog", "cnn"):
         raise UsageError(f"--detector must be 'hog' or 'cnn', got {detector!r}")
+    if render not in ("transfer", "generated"):
+        raise UsageError(f"--render must be 'transfer' or 'generated', got {render!r}")
     opts = {**({"steps": steps} if steps else {}), **({"vgg16": str(vgg16)} if vgg16 else {})}
     return Editor(model, generator=generator, encoder=encoder, navigator=navigator, device=device, method=method,
-                  invert_options=opts or None,
+                  render=render, invert_options=opts or None,
                   align_options={"detector": detector, "upsample": upsample,
                                  **({} if min_score is None else {"min_score": min_score})})
 
@@ -141,9 +147,10 @@ def edit_cmd(
     encoder: Optional[str] = typer.Option(None, "--encoder", help=_ENC_HELP),
     navigator: Optional[str] = typer.Option(None, "--navigator", help=_NAV_HELP),
     face: str = typer.Option("all", "--face", help="Which face to edit: an index (0 = first detected) or 'all'."),
-    crop_only: bool = typer.Option(False, "--crop-only", help="Write only the edited aligned face crop(s), no paste-back."),
+    crop_only: bool = typer.Option(False, "--crop-only", help="Write only the edited aligned face crop(s) (the photo's own resolution with transfer)."),
     crops: bool = typer.Option(False, "--crops", help="Also write OUTPUT-stem.crops.png: every aligned face before | after."),
     method: str = typer.Option("hybrid", "--method", "-M", help=_METHOD_HELP),
+    render: str = typer.Option("transfer", "--render", help=_RENDER_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help=_STEPS_HELP),
     vgg16: Optional[Path] = typer.Option(None, "--vgg16", help=_VGG_HELP),
     detector: str = typer.Option("hog", "--detector", help=_DET_HELP),
@@ -172,7 +179,8 @@ def edit_cmd(
         from ..edit_report import check_report_path
 
         check_report_path(report, overwrite, (photo, out))
-    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score, vgg16)
+    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score,
+                     vgg16=vgg16, render=render)
     bar = progress_for(method, "edit: inverting")
     with bar or contextlib.nullcontext():
         extra = {"progress": bar.invert_callback()} if bar else {}
@@ -203,6 +211,7 @@ def batch_cmd(
     crop_only: bool = typer.Option(False, "--crop-only", help="Write the edited aligned crops (PNG) instead of full photos."),
     shard: Optional[str] = typer.Option(None, "--shard", help="i/n: process only shard i of n (split a folder across processes or machines)."),
     method: str = typer.Option("hybrid", "--method", "-M", help=_METHOD_HELP),
+    render: str = typer.Option("transfer", "--render", help=_RENDER_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help=_STEPS_HELP),
     vgg16: Optional[Path] = typer.Option(None, "--vgg16", help=_VGG_HELP),
     detector: str = typer.Option("hog", "--detector", help=_DET_HELP),
@@ -238,7 +247,8 @@ def batch_cmd(
     not_settings = {"folder", "output", "shard", "device", "overwrite", "as_json", "quiet", "force", "model",
                     "generator", "encoder", "navigator", "attr", "strength"}
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in params.items() if k not in not_settings}
-    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score, vgg16)
+    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score,
+                     vgg16=vgg16, render=render)
     with Progress("batch") as bar:
         counts = {"done": 0, "skipped": 0, "claimed": 0, "failed": 0}
         total = [0]
@@ -298,6 +308,7 @@ def traverse_cmd(
     encoder: Optional[str] = typer.Option(None, "--encoder", help=_ENC_HELP),
     navigator: Optional[str] = typer.Option(None, "--navigator", help=_NAV_HELP),
     method: str = typer.Option("hybrid", "--method", "-M", help=_METHOD_HELP),
+    render: str = typer.Option("transfer", "--render", help=_RENDER_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help=_STEPS_HELP),
     vgg16: Optional[Path] = typer.Option(None, "--vgg16", help=_VGG_HELP),
     detector: str = typer.Option("hog", "--detector", help=_DET_HELP),
@@ -319,7 +330,8 @@ def traverse_cmd(
         raise UsageError(f"unsupported output format '{out.suffix}' (use .gif, .mp4 or .png)", out)
     _check_photo(photo)
     check_writable(out, overwrite, (photo,))
-    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score, vgg16)
+    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score,
+                     vgg16=vgg16, render=render)
     bar = progress_for(method, "traverse: inverting")
     with bar or contextlib.nullcontext():
         extra = {"progress": bar.invert_callback()} if bar else {}

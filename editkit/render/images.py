@@ -1,4 +1,4 @@
-"""Rendering results people look at: image conversion, grids, GIF and MP4 writers (all atomic)."""
+"""Image conversion, grids, GIF and MP4 writers (all atomic)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,12 +6,13 @@ from typing import Sequence
 
 import numpy as np
 
-from .atomic import atomic_path
-from .errors import BadInputError, UsageError
+from ..atomic import atomic_path
+from ..errors import BadInputError, UsageError
 
 
 class RenderError(BadInputError):
     """A rendered image is not finite: nothing is written (the weights or the code are damaged)."""
+
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
