@@ -314,17 +314,20 @@ class Editor:
         metrics = _split_metrics(getattr(inv, "metrics", {}) or {}, len(chosen))
         return [FaceInversion(i, f, f.image, recon[j], ws[j].cpu(), metrics[j]) for j, (i, f) in enumerate(chosen)]
 
-    def edit(self, photo, attr, strength, faces="all", method: str | None = None, **options) -> EditResult:
+    def edit(self, photo, attr, strength, faces="all", method: str | None = None,
+             inverted: Sequence[FaceInversion] | None = None, **options) -> EditResult:
         """Edit every chosen face of ``photo`` with one or several (direction, strength) pairs.
 
         ``photo``: a path, an H×W×3 uint8 array or an ``editkit.photos.Photo``; ``attr``: index, label or a
         list of them; ``strength``: a number or one per direction; ``faces``: 'all', an index or indices.
+        ``inverted``: the faces' :meth:`invert` results for this photo, reused instead of inverting again
+        (``faces``/``method``/``options`` are then ignored); the result is the same as without it.
         """
         from inversion.align import paste_back
 
         edits = self._edits(attr, strength)
         src = self._read(photo)
-        inverted = self.invert(src, faces, method, **options)
+        inverted = list(inverted) if inverted is not None else self.invert(src, faces, method, **options)
         ws = torch.stack([fi.ws for fi in inverted]).to(self.device)
         ws_e = ws
         with torch.no_grad():
