@@ -202,3 +202,14 @@ def test_bad_edit_values(client, sid):
         assert r.status_code == 400 and msg in r.json()["error"]
     r = client.post(f"/api/sessions/{sid}/preview", json={"face": 7, "edits": []})
     assert r.status_code == 400 and "face 7 out of range" in r.json()["error"]
+
+
+def test_the_service_keeps_the_given_session_store(editor):
+    from editkit.web.service import EditorService
+    from editkit.web.state import Sessions
+
+    store = Sessions(ttl=5)
+    try:
+        assert EditorService(editor, store).sessions is store  # an empty store is falsy: not replaced
+    finally:
+        store.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import sys
+import threading
 from typing import Any, Callable
 
 from ..errors import UsageError
@@ -64,12 +65,34 @@ def url_of(sock: socket.socket, host: str) -> str:
     return f"http://{shown}:{port}/"
 
 
+def _server_class():
+    import contextlib
+    import signal
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but Ctrl-C/SIGTERM only stop it (uvicorn re-raises them, skipping our clean-up)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            old = {s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for s, h in old.items():
+                    signal.signal(s, h)
+
+    return Server
+
+
 def serve(editor_factory: Callable[[], Any], host: str = "127.0.0.1", port: int = 7860,
           max_upload: int | None = None, session_ttl: float = 1800.0, model_name: str | None = None,
           cli_options: list[str] | None = None, echo: Callable[[str], None] = print) -> None:
     """Load the models (once, for every request of this process), then serve until interrupted."""
-    import uvicorn
-
     from .app import create_app
     from .service import DEFAULT_MAX_UPLOAD, EditorService
     from .state import Sessions
@@ -84,14 +107,15 @@ def serve(editor_factory: Callable[[], Any], host: str = "127.0.0.1", port: int 
         service = EditorService(editor, Sessions(ttl=session_ttl), max_upload=max_upload or DEFAULT_MAX_UPLOAD,
                                 model_name=model_name, cli_options=cli_options)
         app = create_app(service, host=host if is_loopback(host) else "0.0.0.0")
+        import uvicorn
+
         config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
-        server = uvicorn.Server(config)
+        server = _server_class()(config)
         echo(f"editkit serve: {url_of(sock, host)}  (model: {model_name or 'bundled'}; Ctrl-C stops)")
         sys.stdout.flush()
-        import threading
-
         threading.Thread(target=service.warm_up, daemon=True, name="editkit-warm-up").start()
         server.run(sockets=[sock])
+        echo("editkit serve: stopped (every session's photos and results deleted)")
     finally:
         sock.close()
         if service is not None:

@@ -64,7 +64,7 @@ class EditorService:
     def __init__(self, editor: Any, sessions: Sessions | None = None, max_upload: int = DEFAULT_MAX_UPLOAD,
                  model_name: str | None = None, cli_options: list[str] | None = None):
         self.editor = editor
-        self.sessions = sessions or Sessions()
+        self.sessions = sessions if sessions is not None else Sessions()
         self.max_upload = int(max_upload)
         self.model_name = model_name
         self.cli_options = list(cli_options or [])  # model/detector options of `editkit serve`, for the CLI equivalent
