@@ -5,7 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 const S = { sid: null, info: null, photo: null, face: 0, method: null, refined: new Set(),
-            values: new Map(), wanted: null, shown: null, inflight: false, before: false,
+            values: new Map(), gen: 0, wanted: null, shown: null, inflight: false, before: false,
             originalURL: null, previewURL: null, lastMoved: null, refinePoll: null };
 
 function setState(state) { document.body.dataset.state = state; }
@@ -103,11 +103,12 @@ async function run() {
   setState("busy");
   try {
     while (S.wanted !== S.shown) {
-      const key = S.wanted, body = { face: S.face, method: S.method, edits: edits() };
+      const key = S.wanted, gen = S.gen, body = { face: S.face, method: S.method, edits: edits() };
       const t0 = performance.now();
       status("rendering...");
       const r = await post(sess("preview"), body);
       const blob = await r.blob();
+      if (gen !== S.gen) continue;  // a new photo was opened meanwhile: drop this image
       if (S.previewURL) URL.revokeObjectURL(S.previewURL);
       S.previewURL = URL.createObjectURL(blob);
       S.shown = key;
@@ -179,6 +180,8 @@ async function openFile(file) {
     return;
   }
   S.photo = photo;
+  S.gen += 1;
+  document.body.dataset.photo = String(S.gen);
   S.face = S.photo.chosen;
   S.refined = new Set();
   S.method = S.info.fast_method || S.info.refine_method;
