@@ -25,6 +25,7 @@ from web_helpers import TWO_FACES, need, need_module
 
 REPO = Path(__file__).resolve().parents[1]
 K = 13  # the bundled model's 'smile'
+STEPS = 6  # optimisation steps of 'refine' (hybrid), few to keep the test short
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-default-apps", "--disable-extensions"]
@@ -40,7 +41,7 @@ def server(request):
     need_module("fastapi", "the web extra is not installed: pip install -e '.[web]'")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(torch.get_num_threads()),
            "PYTHONUNBUFFERED": "1"}  # same thread count as this process: bit-identical floats
-    proc = subprocess.Popen([sys.executable, "-m", "editkit.cli", "serve", "--port", "0"], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "editkit.cli", "serve", "--port", "0", "--steps", str(STEPS)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
@@ -86,7 +87,7 @@ def editor():
     from inversion.align.detection import hog_detector, shape_predictor
 
     hog_detector(), shape_predictor()
-    return Editor()
+    return Editor(invert_options={"steps": STEPS})
 
 
 def js_number(x: float) -> str:
@@ -166,6 +167,16 @@ def test_edit_in_the_browser(server, browser, editor, tmp_path):
     assert dl.value.suggested_filename == name
     expected = ref.save(tmp_path / name)[0].read_bytes()
     assert Path(dl.value.path()).read_bytes() == expected
+
+    # refine: the faithful inversion in the background, then the slider works on it
+    page.click("#refine")
+    page.wait_for_selector(f"body[data-state=ready][data-preview='0|hybrid|{K}:{js_number(value)}']")
+    assert page.inner_text("#method") == "faithful (hybrid)" and page.locator("#refine-progress").is_hidden()
+    refined = shown_image(page)
+    np.testing.assert_array_equal(refined, editor.edit(TWO_FACES, K, value, faces=[0], method="hybrid").image)
+    assert np.abs(refined.astype(int) - edited).max() > 0
+    if shots:
+        page.screenshot(path=str(Path(shots) / "serve-refined.png"))
 
     # a text file: a message on the page, the photo stays
     page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain",

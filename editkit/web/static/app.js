@@ -129,7 +129,7 @@ async function run() {
 function fit() {  // show the photo as large as the stage allows (small photos scaled up)
   const img = $("photo");
   if (!S.photo) return;
-  const room = $("stage").clientWidth, tall = Math.max(320, window.innerHeight * 0.8 - 60);
+  const room = $("stage").clientWidth - 280, tall = Math.max(320, window.innerHeight * 0.8 - 60);
   const scale = Math.min(room / S.photo.width, tall / S.photo.height);
   img.style.width = `${Math.floor(S.photo.width * scale)}px`;
 }
@@ -137,10 +137,23 @@ function fit() {  // show the photo as large as the stage allows (small photos s
 function showImage(url) {
   const img = $("photo");
   return new Promise((resolve) => {
-    img.onload = () => resolve();
+    img.onload = () => { drawZoom(); resolve(); };
     img.onerror = () => resolve();
     img.src = url;
   });
+}
+
+function drawZoom() {  // the chosen face of the image on screen, enlarged
+  const img = $("photo"), c = $("zoom"), f = S.photo && S.photo.faces[S.face];
+  if (!f || !img.naturalWidth) return;
+  const [x0, y0, x1, y1] = f.box || boundsOf(f.quad);
+  const k = img.naturalWidth / S.photo.width, side = Math.max(x1 - x0, y1 - y0) * 1.7;
+  const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2 - 0.08 * side;
+  const ctx = c.getContext("2d");
+  ctx.imageSmoothingQuality = "high";
+  ctx.fillStyle = "#e5e7eb";
+  ctx.fillRect(0, 0, c.width, c.height);
+  ctx.drawImage(img, (cx - side / 2) * k, (cy - side / 2) * k, side * k, side * k, 0, 0, c.width, c.height);
 }
 
 async function fail(e) {
@@ -215,7 +228,7 @@ function drawFaces() {
     r.setAttribute("class", "face" + (f.index === S.face ? " chosen" : ""));
     r.addEventListener("click", () => chooseFace(f.index));
     const t = document.createElementNS(ns, "text");
-    t.setAttribute("x", x0 + 4); t.setAttribute("y", y0 + 16);
+    t.setAttribute("x", x0); t.setAttribute("y", Math.max(14, y0 - 5));
     t.textContent = String(f.index);
     svg.appendChild(r); svg.appendChild(t);
   }
@@ -245,6 +258,7 @@ function chooseFace(i) {
   drawFaces();
   buildFaceButtons();
   updateMethod();
+  drawZoom();
   if (S.method === S.info.refine_method && !S.refined.has(i)) startRefine(); else schedule();
 }
 
