@@ -56,6 +56,17 @@ def png_array(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
+def shown(client, sid, r) -> np.ndarray:
+    """What the page shows for preview response ``r``: the original with the changed region drawn over it."""
+    out = png_array(client.get(f"/api/sessions/{sid}/original").content).copy()
+    x, y, w, h = map(int, r.headers["x-editkit-patch"].split(","))
+    if w:
+        patch = png_array(r.content)
+        assert patch.shape == (h, w, 3)
+        out[y:y + h, x:x + w] = patch
+    return out
+
+
 def test_info_lists_the_directions(client, editor):
     info = client.get("/api/info").json()
     assert info["fast_method"] == "encoder" and info["refine_method"] == "hybrid"
@@ -81,10 +92,12 @@ def test_preview_is_editor_edit_of_the_cached_code(client, sid, editor):
     r = client.post(f"/api/sessions/{sid}/preview", json={"face": FACE, "method": "encoder", "edits": [[K, S]]})
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     ref = editor.edit(TWO_FACES, K, S, faces=[FACE], method="encoder")
-    got = png_array(r.content)
+    got = shown(client, sid, r)
     np.testing.assert_array_equal(got, ref.image)
+    x, y, w, h = map(int, r.headers["x-editkit-patch"].split(","))
+    assert 0 < w * h < 0.5 * 360 * 480  # only the region around the face travels
     assert r.headers["x-editkit-command"] == f"editkit edit voc.jpg --face {FACE} --method encoder --attr {K} --strength {S!r}"
-    zero = png_array(client.post(f"/api/sessions/{sid}/preview", json={"face": FACE, "edits": [[K, 0]]}).content)
+    zero = shown(client, sid, client.post(f"/api/sessions/{sid}/preview", json={"face": FACE, "edits": [[K, 0]]}))
     assert np.abs(zero.astype(int) - got).max() > 20  # the slider changes the picture
     np.testing.assert_array_equal(zero, editor.edit(TWO_FACES, 0, 0.0, faces=[FACE], method="encoder").image)
 
@@ -124,7 +137,7 @@ def test_refine_runs_in_the_background_with_progress(client, sid, editor):
     assert st["state"] == "done" and st["step"] == st["total"] == 4
     r = client.post(f"/api/sessions/{sid}/preview", json={"face": 1, "method": "hybrid", "edits": [[K, S]]})
     ref = editor.edit(TWO_FACES, K, S, faces=[1], method="hybrid")
-    np.testing.assert_array_equal(png_array(r.content), ref.image)
+    np.testing.assert_array_equal(shown(client, sid, r), ref.image)
 
 
 @pytest.mark.parametrize("name,data,expected", [

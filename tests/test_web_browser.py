@@ -97,14 +97,12 @@ def js_number(x: float) -> str:
 
 
 def shown_image(page) -> np.ndarray:
-    """The pixels of the image the page shows now (its blob, decoded here)."""
-    from PIL import Image
+    """The pixels the page shows now (its canvas, read back losslessly)."""
     import io
 
-    data_url = page.evaluate("""async () => {
-        const blob = await (await fetch(document.getElementById('photo').src)).blob();
-        return await new Promise((ok) => { const r = new FileReader(); r.onload = () => ok(r.result); r.readAsDataURL(blob); });
-    }""")
+    from PIL import Image
+
+    data_url = page.evaluate("() => document.getElementById('photo').toDataURL('image/png')")
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB"))
 
 

@@ -9,7 +9,8 @@ between sessions):
     POST /api/sessions/{sid}/end            end it now (the page calls this when it is closed)
     POST /api/sessions/{sid}/photo          body: the image file's bytes -> faces found
     GET  /api/sessions/{sid}/original       the photo as decoded (PNG)
-    POST /api/sessions/{sid}/preview        {"face", "method", "edits": [[k, s], ...]} -> PNG
+    POST /api/sessions/{sid}/preview        {"face", "method", "edits": [[k, s], ...]} -> PNG of the changed
+                                            region; header X-Editkit-Patch: x,y,width,height
     POST /api/sessions/{sid}/download       same body -> the edited photo file (attachment)
     POST /api/sessions/{sid}/gif            {"face", "method", "direction"} -> traversal GIF
     POST /api/sessions/{sid}/refine         {"face"} -> starts the faithful inversion
@@ -41,7 +42,7 @@ log = logging.getLogger("editkit.web")
 STATIC = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
           "style.css": "text/css; charset=utf-8"}
 _CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
-        "connect-src 'self' blob:; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -163,9 +164,10 @@ def create_app(service: EditorService, host: str = "127.0.0.1", sweep_every: flo
     def preview(sid: str, body: dict) -> Response:
         session = sessions.get(sid)
         face, method, edits = _edit_args(body)
-        png = service.preview_png(session, face, method, edits)
+        png, (x, y, w, h) = service.preview_patch(session, face, method, edits)
         return Response(png, media_type="image/png",
-                        headers={"X-Editkit-Command": service.command(session, face, method, edits)})
+                        headers={"X-Editkit-Patch": f"{x},{y},{w},{h}",
+                                 "X-Editkit-Command": service.command(session, face, method, edits)})
 
     @app.post("/api/sessions/{sid}/download")
     def download(sid: str, body: dict) -> Response:

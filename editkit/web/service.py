@@ -21,8 +21,8 @@ from .state import ModelLock, RefineJob, Session, Sessions
 
 #: Largest accepted upload, in bytes (``editkit serve --max-upload-mb``).
 DEFAULT_MAX_UPLOAD = 25 * 2**20
-#: Previews of photos larger than this (longest side, pixels) are scaled down for the page; downloads never are.
-PREVIEW_MAX_SIDE = 1600
+#: The page shows photos larger than this (longest side, pixels) scaled down; downloads never are.
+PREVIEW_MAX_SIDE = 2400
 _MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
           ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff", ".gif": "image/gif"}
 
@@ -164,8 +164,28 @@ class EditorService:
         with self.lock:
             return self.editor.edit(session.photo, attrs, strengths, inverted=[inv])
 
-    def preview_png(self, session: Session, face: int, method: str, edits: list[tuple[int, float]]) -> bytes:
-        return png_bytes(preview_array(self.result(session, face, method, edits).image))
+    def preview_patch(self, session: Session, face: int, method: str,
+                      edits: list[tuple[int, float]]) -> tuple[bytes, tuple[int, int, int, int]]:
+        """The part of the edited photo that differs from the photo: (PNG, (x, y, width, height)).
+
+        The page draws it over the photo it already has, so a move costs the same on a 2 MP or a
+        20 MP photo. Only the region around the edited faces is compared (paste-back changes nothing
+        outside it); ``width == 0`` means nothing differs.
+        """
+        res = self.result(session, face, method, edits)
+        img, src = res.image, session.photo.array
+        h, w = src.shape[:2]
+        pts = np.concatenate([np.asarray(f.face.quad, dtype=float) for f in res.faces])
+        lo, hi = pts.min(0), pts.max(0)
+        pad = 0.5 * (hi - lo)
+        x0, y0 = np.maximum(np.floor(lo - pad).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(hi + pad).astype(int) + 1, [w, h])
+        changed = np.any(img[y0:y1, x0:x1] != src[y0:y1, x0:x1], axis=2)
+        rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+        if not len(rows):
+            return b"", (0, 0, 0, 0)
+        ty0, ty1, tx0, tx1 = y0 + rows[0], y0 + rows[-1] + 1, x0 + cols[0], x0 + cols[-1] + 1
+        return png_bytes(img[ty0:ty1, tx0:tx1]), (int(tx0), int(ty0), int(tx1 - tx0), int(ty1 - ty0))
 
     def download(self, session: Session, face: int, method: str, edits: list[tuple[int, float]]) -> tuple[str, str, bytes]:
         """(file name, media type, bytes) of the whole edited photo, written by ``EditResult.save``."""

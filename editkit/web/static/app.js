@@ -6,7 +6,7 @@
 const $ = (id) => document.getElementById(id);
 const S = { sid: null, info: null, photo: null, face: 0, method: null, refined: new Set(),
             values: new Map(), gen: 0, wanted: null, shown: null, inflight: false, before: false,
-            originalURL: null, previewURL: null, lastMoved: null, refinePoll: null };
+            base: null, patch: null, lastMoved: null, refinePoll: null };
 
 function setState(state) { document.body.dataset.state = state; }
 function status(text) { $("status").textContent = text || ""; }
@@ -109,11 +109,14 @@ async function run() {
       const r = await post(sess("preview"), body);
       const blob = await r.blob();
       if (gen !== S.gen) continue;  // a new photo was opened meanwhile: drop this image
-      if (S.previewURL) URL.revokeObjectURL(S.previewURL);
-      S.previewURL = URL.createObjectURL(blob);
+      const [x, y, w, h] = (r.headers.get("X-Editkit-Patch") || "0,0,0,0").split(",").map(Number);
+      const img = w ? await loadImage(URL.createObjectURL(blob)) : null;
+      if (gen !== S.gen) continue;
+      if (S.patch && S.patch.img) URL.revokeObjectURL(S.patch.img.src);
+      S.patch = { img, x, y, w, h };
       S.shown = key;
       $("command").textContent = r.headers.get("X-Editkit-Command") || "";
-      if (!S.before) await showImage(S.previewURL);
+      paint();
       document.body.dataset.preview = key;
       status(`preview in ${Math.round(performance.now() - t0)} ms`);
     }
@@ -134,20 +137,29 @@ function fit() {  // show the photo as large as the stage allows (small photos s
   img.style.width = `${Math.floor(S.photo.width * scale)}px`;
 }
 
-function showImage(url) {
-  const img = $("photo");
-  return new Promise((resolve) => {
-    img.onload = () => { drawZoom(); resolve(); };
-    img.onerror = () => resolve();
-    img.src = url;
-  });
+function loadImage(url) {
+  const img = new Image();
+  img.src = url;
+  return img.decode().then(() => img);
+}
+
+// The canvas shows the photo as decoded by the server with the latest edited region drawn over it
+// (pixel for pixel when the photo is at most 2400 px; larger ones are shown scaled down).
+function paint() {
+  const c = $("photo"), ctx = c.getContext("2d");
+  if (!S.base) return;
+  const k = c.width / S.photo.width;
+  ctx.drawImage(S.base, 0, 0, c.width, c.height);
+  const p = S.patch;
+  if (!S.before && p && p.img) ctx.drawImage(p.img, p.x * k, p.y * k, p.w * k, p.h * k);
+  drawZoom();
 }
 
 function drawZoom() {  // the chosen face of the image on screen, enlarged
   const img = $("photo"), c = $("zoom"), f = S.photo && S.photo.faces[S.face];
-  if (!f || !img.naturalWidth) return;
+  if (!f || !img.width) return;
   const [x0, y0, x1, y1] = f.box || boundsOf(f.quad);
-  const k = img.naturalWidth / S.photo.width, side = Math.max(x1 - x0, y1 - y0) * 1.7;
+  const k = img.width / S.photo.width, side = Math.max(x1 - x0, y1 - y0) * 1.7;
   const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2 - 0.08 * side;
   const ctx = c.getContext("2d");
   ctx.imageSmoothingQuality = "high";
@@ -184,29 +196,34 @@ async function openFile(file) {
                    `${Math.round(S.info.max_upload / 2 ** 20)} MiB)`));
     return;
   }
+  let photo, base;
   try {
     const r = await api(sess("photo"), { method: "POST", body: file,
                                         headers: { "X-Filename": encodeURIComponent(file.name).slice(0, 200) } });
-    var photo = await r.json();
+    photo = await r.json();
+    const o = await api(sess("original"));
+    base = await loadImage(URL.createObjectURL(await o.blob()));
   } catch (e) {  // the server kept the photo that was open (if any)
     fail(e);
     return;
   }
-  S.photo = photo;
+  // From here on synchronous: a preview of the previous photo still in flight is dropped (S.gen).
+  if (S.base) URL.revokeObjectURL(S.base.src);
+  S.base = base;
+  S.patch = null;
   S.gen += 1;
   document.body.dataset.photo = String(S.gen);
-  S.face = S.photo.chosen;
+  S.face = photo.chosen;
   S.refined = new Set();
   S.method = S.info.fast_method || S.info.refine_method;
   S.shown = null;
   stopRefinePoll();
   $("refine-progress").hidden = true;
   $("gif-out").hidden = true;
-  const o = await api(sess("original"));
-  if (S.originalURL) URL.revokeObjectURL(S.originalURL);
-  S.originalURL = URL.createObjectURL(await o.blob());
-  await showImage(S.originalURL);
+  $("photo").width = base.naturalWidth;
+  $("photo").height = base.naturalHeight;
   setPhoto(photo);
+  paint();
   fit();
   drawFaces();
   buildFaceButtons();
@@ -348,7 +365,7 @@ function toggleBefore() {
   S.before = !S.before;
   $("toggle").setAttribute("aria-pressed", String(S.before));
   $("toggle").textContent = S.before ? "After" : "Before";
-  showImage(S.before ? S.originalURL : (S.previewURL || S.originalURL));
+  paint();
 }
 
 function resetAll() {
