@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,11 @@ def test_edit_in_the_browser(server, browser, editor, tmp_path):
     if shots:
         page.screenshot(path=str(Path(shots) / "serve-refined.png"))
 
+    # a traversal GIF of the slider's direction
+    page.click("#gif")
+    page.wait_for_selector("#gif-out:not([hidden])")
+    assert page.get_attribute("#gif-link", "download") == f"{TWO_FACES.stem}.traverse-attr{K}.gif"
+
     # a text file: a message on the page, the photo stays
     page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain",
                                           "buffer": b"not a photo at all\n" * 20}])
@@ -191,4 +197,23 @@ def test_edit_in_the_browser(server, browser, editor, tmp_path):
     assert all(u.startswith(local + "/") or u.startswith(("blob:" + local, "data:")) for u in requests), \
         [u for u in requests if not u.startswith(local)]
     assert any(u.endswith("/preview") for u in requests)
+
+    # closing the tab ends its session: the server forgets the photo
+    sid = page.evaluate("() => S.sid")
+    page.close(run_before_unload=True)
     ctx.close()
+    deadline = time.monotonic() + 30
+    while _status(f"{server}api/sessions/{sid}/original") != 404 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _status(f"{server}api/sessions/{sid}/original") == 404
+
+
+def _status(url: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
