@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "editkit.commands.evaluate",
     "editkit.commands.invert",
     "editkit.commands.train_encoder",
+    "editkit.commands.serve",
 ]
 
 for _name in COMMAND_MODULES:

@@ -428,14 +428,15 @@ class Editor:
         return [FaceInversion(i, f, f.image, recon[j], ws[j].cpu(), metrics[j]) for j, (i, f) in enumerate(chosen)]
 
     def edit(self, photo, attr, strength, faces="all", method: str | None = None, render: str | None = None,
-             force: bool = False,
-             **options) -> EditResult:
+             force: bool = False, inverted: Sequence[FaceInversion] | None = None, **options) -> EditResult:
         """Edit every chosen face of ``photo`` with one or several (direction, strength) pairs.
 
         ``photo``: a path, an H×W×3 uint8 array or an ``editkit.photos.Photo``; ``attr``: index, label or a
         list of them; ``strength``: a number or one per direction; ``faces``: 'all', an index or indices;
         ``render``: 'transfer' or 'generated' (default: the Editor's).
         A strength outside a direction's recommended range warns; beyond the hard limit it needs ``force``.
+        ``inverted``: the faces' :meth:`invert` results for this photo, reused instead of inverting again
+        (``faces``/``method``/``options`` are then ignored); the result is the same as without it.
         """
         from .render import render_faces
 
@@ -444,10 +445,14 @@ class Editor:
         edits = self._edits(attr, strength, force, notes)
         src = self._read(photo)
         nav = self._nav()
-        offset = sum(s * nav.offsets()[k].detach() for k, s in edits)
-        if (method or self.method) == "pti":
-            options.setdefault("offsets", offset[None].to(self.device))
-        inverted = self.invert(src, faces, method, **options)
+        reused = inverted is not None
+        if reused:
+            inverted = list(inverted)
+        else:
+            offset = sum(s * nav.offsets()[k].detach() for k, s in edits)
+            if (method or self.method) == "pti":
+                options.setdefault("offsets", offset[None].to(self.device))
+            inverted = self.invert(src, faces, method, **options)
         out_faces = []
         for fi in inverted:  # the reconstruction and the edit come from one batch, so strength 0 changes nothing
             w = fi.ws[None].to(self.device)
@@ -457,7 +462,8 @@ class Editor:
                     w_e = nav.edit(w_e, k, s)
             rec, after = self.synthesize(torch.cat([w, w_e]), fi.generator)
             out_faces.append(FaceEdit(fi.index, fi.face, fi.before, rec, after, fi.ws, w_e[0].cpu(), fi.metrics))
-            fi.generator = None  # a per-face tuned copy (pti) is dropped as soon as its face is rendered
+            if not reused:
+                fi.generator = None  # a per-face tuned copy (pti) is dropped as soon as its face is rendered
         image, mask = self._checked(lambda: render_faces(
             src.array, [(f.face, f.reconstruction, f.after) for f in out_faces], mode, self.transfer))
         res = EditResult(photo=src.array, image=np.asarray(image, dtype=np.uint8), faces=out_faces, edits=edits,

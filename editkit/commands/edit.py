@@ -38,7 +38,8 @@ _JSON_HELP = "Print the result as JSON on stdout (progress and messages go to st
 
 def make_editor(model: str | None, generator: str | None, encoder: str | None, navigator: str | None,
                 device: str, method: str, steps: int | None = None, detector: str = "hog", upsample: int = 1,
-                min_score: float | None = None, vgg16: Path | None = None, render: str = "transfer"):
+                min_score: float | None = None, vgg16: Path | None = None, render: str = "transfer",
+                analyze_faces: bool = True):
     """An Editor from the common model options (loads every network once)."""
     from ..editor import Editor
 
@@ -48,7 +49,7 @@ def make_editor(model: str | None, generator: str | None, encoder: str | None, n
         raise UsageError(f"--render must be 'transfer' or 'generated', got {render!r}")
     opts = {**({"steps": steps} if steps else {}), **({"vgg16": str(vgg16)} if vgg16 else {})}
     return Editor(model, generator=generator, encoder=encoder, navigator=navigator, device=device, method=method,
-                  render=render, invert_options=opts or None,
+                  render=render, invert_options=opts or None, analyze_faces=analyze_faces,
                   align_options={"detector": detector, "upsample": upsample,
                                  **({} if min_score is None else {"min_score": min_score})})
 
