@@ -15,15 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import warnings
+
 import numpy as np
 import torch
 
 from .atomic import check_writable
+from .console import EditkitWarning
 from .errors import NoFaceError, UsageError
-from .render import bounce, make_grid, save_animation, side_by_side, to_uint8
+from .render import RenderError, bounce, make_grid, save_animation, side_by_side, to_uint8
 
 METHODS = ("hybrid", "encoder", "optimize", "pti")
 RENDER_MODES = ("transfer", "generated")
+#: A strength beyond this multiple of a direction's recommended limit is refused unless ``force=True``
+#: (outside the recommended range, but within this, it is a warning): past it faces fall apart.
+STRENGTH_HARD_FACTOR = 4.0
 #: dlib HOG detections below this score are not edited. On the 20 photos of shared/data/photos
 #: (unaligned + no_face), every real face scored >= 0.34 and the one false detection 0.12.
 from .defaults import DEFAULT_MIN_FACE_SCORE  # noqa: F401 (re-exported)
@@ -55,6 +61,10 @@ class FaceEdit:
     ws: torch.Tensor  # [num_ws, w_dim]
     ws_edited: torch.Tensor
     metrics: dict = field(default_factory=dict)
+    #: vs the input face (editkit.edit_report): distance, similarity, same_person, distance_reconstruction, ...
+    identity: dict = field(default_factory=dict)
+    #: predicted age, p_male, expression of the input ("before"), "reconstruction" and "after" crops
+    attributes: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -70,6 +80,13 @@ class EditResult:
     faces: list[FaceEdit]
     edits: list[tuple[int, float]]
     source: Any = None  # editkit.photos.Photo (EXIF/ICC kept when saving)
+    warnings: list[str] = field(default_factory=list)  # e.g. a strength outside the recommended range
+
+    def report(self, labels: Sequence[str | None] = (), photo=None, outputs: Sequence = ()) -> dict:
+        """JSON-able: the edits and, per face, identity distance and attributes before/after."""
+        from .edit_report import edit_report
+
+        return edit_report(self, labels, photo, outputs)
     render: str = "transfer"
     mask: np.ndarray | None = None
 
@@ -168,17 +185,18 @@ class Editor:
     ``invert_options`` go to ``inversion.invert`` (e.g. ``steps``), ``align_options`` to
     ``inversion.align.align_faces`` (e.g. ``detector='cnn'``, ``upsample=2``). Official files instead: ``Editor(generator="ffhq.pkl", encoder="e4e_ffhq_encode.pt",
     navigator="nav.safetensors", alignment="ffhq")``. ``generator``/``encoder``/``navigator`` also
-    override the bundle's files when given with ``model``. ``render``: 'transfer' (default) or
-    'generated'; ``transfer``: :class:`editkit.render.TransferSettings`; ``pti``:
-    :class:`inversion.pti.PTISettings` for ``method='pti'``.
+    override the bundle's files when given with ``model``. ``analyze_faces``: measure identity and
+    attributes of every edited face with editkit.facenets (about 0.5 s per face on a CPU).
+    ``render``: 'transfer' (default) or 'generated'; ``transfer``: :class:`editkit.render.TransferSettings`;
+    ``pti``: :class:`inversion.pti.PTISettings` for ``method='pti'``.
     """
 
     def __init__(self, model: str | Path | None = None, *, generator: str | Path | None = None,
                  encoder: str | Path | None = None, navigator: str | Path | None = None,
                  navigator_name: str | None = None, alignment: str | dict | None = None,
                  device: str | torch.device = "cpu", method: str = "hybrid", invert_options: dict | None = None,
-                 align_options: dict | None = None, render: str = "transfer", transfer: Any = None,
-                 pti: Any = None):
+                 align_options: dict | None = None, analyze_faces: bool = True, render: str = "transfer",
+                 transfer: Any = None, pti: Any = None):
         import editkit
         import inversion
         from inversion.align import get_template
@@ -190,12 +208,14 @@ class Editor:
         self.bundle = None
         if generator is None and model is not None and registry.is_generator_spec(model):
             generator, model = model, None  # --model ffhq.pkl / a registered generator name
-        if generator is None:
+        if generator is None or model is not None:
             self.bundle = registry.resolve_bundle(model)
             gen_path = self.bundle.generator_path
             enc_path = self.bundle.encoder_path
             nav_path = self.bundle.navigator_path(navigator_name) if self.bundle.navigators else None
             align = self.bundle.alignment
+            if generator is not None:  # replaces only the bundle's generator; its encoder and navigator stay
+                gen_path = registry.resolve_weights(generator, "generator")
         else:
             gen_path, enc_path, nav_path, align = registry.resolve_weights(generator, "generator"), None, None, "ffhq"
         if encoder is not None:
@@ -209,6 +229,10 @@ class Editor:
         self.encoder = None
         if enc_path is not None:
             self.encoder = inversion.load_encoder(enc_path).to(self.device).eval().requires_grad_(False)
+            shape = (getattr(self.encoder, "num_ws", self.G.num_ws), getattr(self.encoder, "w_dim", self.G.w_dim))
+            if shape != (self.G.num_ws, self.G.w_dim):
+                raise UsageError(f"encoder is for W+ {shape[0]}x{shape[1]}, generator has {self.G.num_ws}x"
+                                 f"{self.G.w_dim}", enc_path)
         self.navigator = None
         if nav_path is not None:
             self.navigator = load_navigator(nav_path, device=self.device).eval().requires_grad_(False)
@@ -219,6 +243,7 @@ class Editor:
         if method not in METHODS:
             raise UsageError(f"unknown inversion method '{method}' (choose from {', '.join(METHODS)})")
         self.method = method
+        self.analyze_faces = analyze_faces
         self.render = _render_mode(render)
         self.transfer = transfer
         self.pti = pti
@@ -258,7 +283,28 @@ class Editor:
         what = "ambiguous" if len(exact) + len(prefix) > 1 else "unknown"
         raise UsageError(f"{what} direction '{attr}' (labels: {known})")
 
-    def _edits(self, attr, strength) -> list[tuple[int, float]]:
+    def check_strength(self, k: int, s: float, force: bool = False, what: str = "strength") -> str | None:
+        """Refuse a non-finite strength, or one beyond the hard limit (``STRENGTH_HARD_FACTOR`` x the
+        direction's recommended limit) unless ``force``; return a warning text when outside the recommended
+        range (also issued as an :class:`~editkit.console.EditkitWarning`), else None."""
+        nav = self._nav()
+        if not np.isfinite(s):
+            raise UsageError(f"{what} must be a finite number, got {s}")
+        lo, hi = (float(v) for v in nav.strength_range[k])
+        limit = STRENGTH_HARD_FACTOR * max(abs(lo), abs(hi))
+        name = nav.labels[k] or f"attr{k}"
+        if abs(s) > limit and not force:
+            raise UsageError(f"{what} {s:g} for direction {k} ({name}) is beyond the hard limit +-{limit:g} "
+                             f"({STRENGTH_HARD_FACTOR:g} x the recommended {lo:+g}..{hi:+g}); use --force "
+                             "(force=True) to render it anyway")
+        if not lo <= s <= hi:
+            msg = (f"{what} {s:+g} for direction {k} ({name}) is outside its recommended range {lo:+g}..{hi:+g}; "
+                   "expect artefacts")
+            warnings.warn(EditkitWarning(msg), stacklevel=3)
+            return msg
+        return None
+
+    def _edits(self, attr, strength, force: bool = False, notes: list | None = None) -> list[tuple[int, float]]:
         attrs = list(attr) if isinstance(attr, (list, tuple)) else [attr]
         strengths = list(strength) if isinstance(strength, (list, tuple)) else [strength]
         if len(strengths) == 1 and len(attrs) > 1:
@@ -271,9 +317,11 @@ class Editor:
                 s = float(s)
             except (TypeError, ValueError):
                 raise UsageError(f"strength must be a number, got {s!r}") from None
-            if not np.isfinite(s):
-                raise UsageError(f"strength must be finite, got {s}")
-            out.append((self.resolve_attr(a), s))
+            k = self.resolve_attr(a)
+            msg = self.check_strength(k, s, force)
+            if msg and notes is not None:
+                notes.append(msg)
+            out.append((k, s))
         return out
 
     # ------------------------------------------------------------------------------------- pipeline
@@ -305,9 +353,15 @@ class Editor:
         return faces
 
     def _select(self, faces: list, which, path=None) -> list[tuple[int, Any]]:
-        if which is None or which == "all":
+        if which is None or (isinstance(which, str) and which.strip().lower() == "all"):
             return list(enumerate(faces))
-        idx = [which] if isinstance(which, (int, np.integer)) else list(which)
+        if isinstance(which, (int, np.integer)) and not isinstance(which, bool):
+            idx = [which]
+        elif isinstance(which, (list, tuple)) and which and all(
+                isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in which):
+            idx = list(which)
+        else:
+            raise UsageError(f"faces must be 'all', a face index (0, 1, ...) or a list of indices, got {which!r}")
         for i in idx:
             if not 0 <= int(i) < len(faces):
                 raise UsageError(f"face {i} out of range: the photo has {len(faces)} face(s) (0..{len(faces) - 1})")
@@ -327,11 +381,8 @@ class Editor:
         if self.encoder is None:
             if method == "encoder":
                 raise UsageError("this model has no encoder: use --method optimize (or pass --encoder FILE)")
-            method = "optimize"  # hybrid without an encoder starts from the average code
-        if method == "pti" and self.encoder is None:
-            pass  # the pivot is then found by optimisation
-        elif self.encoder is None:
-            method = "optimize"  # hybrid without an encoder starts from the average code
+            if method != "pti":  # pti then finds its pivot by optimisation
+                method = "optimize"  # hybrid without an encoder starts from the average code
         opts = {**self.invert_options, **options}
         if method == "pti":
             opts.setdefault("pti", self.pti)
@@ -342,7 +393,15 @@ class Editor:
         """W+ codes -> uint8 faces, with this Editor's generator (or a per-face tuned one)."""
         G = generator if generator is not None else self.G
         with torch.no_grad():
-            return to_uint8(G.synthesis(ws.to(self.device), noise_mode="const"))
+            return self._checked(lambda: to_uint8(G.synthesis(ws.to(self.device), noise_mode="const")))
+
+    def _checked(self, render):
+        """Run a rendering step; a non-finite image is a one-line error naming the model files."""
+        try:
+            return render()
+        except RenderError as exc:
+            files = " / ".join(str(p) for p in (self.paths["generator"], self.paths["encoder"]) if p)
+            raise RenderError(f"{exc}; nothing was written (check the weights: {files})") from None
 
     def invert(self, photo, faces="all", method: str | None = None, **options) -> list[FaceInversion]:
         """Align and invert the chosen faces; each result has the W+ code and its reconstruction.
@@ -369,23 +428,31 @@ class Editor:
         return [FaceInversion(i, f, f.image, recon[j], ws[j].cpu(), metrics[j]) for j, (i, f) in enumerate(chosen)]
 
     def edit(self, photo, attr, strength, faces="all", method: str | None = None, render: str | None = None,
-             **options) -> EditResult:
+             force: bool = False, inverted: Sequence[FaceInversion] | None = None, **options) -> EditResult:
         """Edit every chosen face of ``photo`` with one or several (direction, strength) pairs.
 
         ``photo``: a path, an H×W×3 uint8 array or an ``editkit.photos.Photo``; ``attr``: index, label or a
         list of them; ``strength``: a number or one per direction; ``faces``: 'all', an index or indices;
         ``render``: 'transfer' or 'generated' (default: the Editor's).
+        A strength outside a direction's recommended range warns; beyond the hard limit it needs ``force``.
+        ``inverted``: the faces' :meth:`invert` results for this photo, reused instead of inverting again
+        (``faces``/``method``/``options`` are then ignored); the result is the same as without it.
         """
         from .render import render_faces
 
         mode = _render_mode(render or self.render)
-        edits = self._edits(attr, strength)
+        notes: list[str] = []
+        edits = self._edits(attr, strength, force, notes)
         src = self._read(photo)
         nav = self._nav()
-        offset = sum(s * nav.offsets()[k].detach() for k, s in edits)
-        if (method or self.method) == "pti":
-            options.setdefault("offsets", offset[None].to(self.device))
-        inverted = self.invert(src, faces, method, **options)
+        reused = inverted is not None
+        if reused:
+            inverted = list(inverted)
+        else:
+            offset = sum(s * nav.offsets()[k].detach() for k, s in edits)
+            if (method or self.method) == "pti":
+                options.setdefault("offsets", offset[None].to(self.device))
+            inverted = self.invert(src, faces, method, **options)
         out_faces = []
         for fi in inverted:  # the reconstruction and the edit come from one batch, so strength 0 changes nothing
             w = fi.ws[None].to(self.device)
@@ -395,14 +462,20 @@ class Editor:
                     w_e = nav.edit(w_e, k, s)
             rec, after = self.synthesize(torch.cat([w, w_e]), fi.generator)
             out_faces.append(FaceEdit(fi.index, fi.face, fi.before, rec, after, fi.ws, w_e[0].cpu(), fi.metrics))
-            fi.generator = None  # a per-face tuned copy (pti) is dropped as soon as its face is rendered
-        image, mask = render_faces(src.array, [(f.face, f.reconstruction, f.after) for f in out_faces], mode,
-                                   self.transfer)
-        return EditResult(photo=src.array, image=np.asarray(image, dtype=np.uint8), faces=out_faces, edits=edits,
-                          source=src, render=mode, mask=mask)
+            if not reused:
+                fi.generator = None  # a per-face tuned copy (pti) is dropped as soon as its face is rendered
+        image, mask = self._checked(lambda: render_faces(
+            src.array, [(f.face, f.reconstruction, f.after) for f in out_faces], mode, self.transfer))
+        res = EditResult(photo=src.array, image=np.asarray(image, dtype=np.uint8), faces=out_faces, edits=edits,
+                         source=src, warnings=notes, render=mode, mask=mask)
+        if self.analyze_faces:
+            from .edit_report import annotate_faces
+
+            annotate_faces(out_faces)
+        return res
 
     def traverse(self, photo, attr, strength: float | tuple[float, float] | None = None, frames: int = 24,
-                 face: int = 0, method: str | None = None, ws: torch.Tensor | None = None,
+                 face: int = 0, method: str | None = None, ws: torch.Tensor | None = None, force: bool = False,
                  render: str | None = None, max_size: int = 384, **options) -> Traversal:
         """Frames of the chosen face as direction(s) ``attr`` move across a strength range.
 
@@ -417,6 +490,12 @@ class Editor:
         attrs = list(attr) if isinstance(attr, (list, tuple)) else [attr]
         ks = [self.resolve_attr(a) for a in attrs]
         nav = self._nav()
+        for k in ks:  # checked before any inversion work
+            lo, hi = _range(strength, nav.strength_range[k])
+            if strength is not None and not (lo < hi):
+                raise UsageError(f"the traversal range must be positive (-R..+R with R > 0), got {strength!r}")
+            for end in (lo, hi):
+                self.check_strength(k, end, force, what="range end")
         G, fi, src = self.G, None, None
         if ws is None:
             src = self._read(photo)
@@ -431,7 +510,8 @@ class Editor:
         rows, labels = [], []
         recon = self.synthesize(ws[None], G)[0] if fi is not None and mode == "transfer" else None
         for k in ks:
-            row = list(traversal_frames(G, nav, ws, k, _range(strength, nav.strength_range[k]), frames))
+            rng = _range(strength, nav.strength_range[k])
+            row = list(self._checked(lambda: traversal_frames(G, nav, ws, k, rng, frames)))
             if recon is not None:
                 from .render import face_crops, render_faces
 
@@ -469,12 +549,19 @@ class Editor:
 def _range(strength, default: tuple[float, float]) -> tuple[float, float]:
     if strength is None:
         return float(default[0]), float(default[1])
-    if isinstance(strength, (tuple, list)):
-        if len(strength) != 2:
-            raise UsageError(f"a strength range is two numbers, got {strength!r}")
-        return float(strength[0]), float(strength[1])
-    s = abs(float(strength))
-    return -s, s
+    try:
+        if isinstance(strength, (tuple, list)):
+            if len(strength) != 2:
+                raise UsageError(f"a strength range is two numbers, got {strength!r}")
+            lo, hi = float(strength[0]), float(strength[1])
+        else:
+            s = abs(float(strength))
+            lo, hi = -s, s
+    except (TypeError, ValueError):
+        raise UsageError(f"a strength range must be numbers, got {strength!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise UsageError(f"the strength range must be finite, got {strength!r}")
+    return lo, hi
 
 
 def _render_mode(mode: str) -> str:
@@ -527,7 +614,12 @@ def _template(align, get_template):
 def _device(device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UsageError(f"unknown device {str(device)!r} (use cpu, cuda, cuda:N or auto)") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unsupported device {str(device)!r} (use cpu, cuda, cuda:N or auto)")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("CUDA was requested but is not available here (use --device cpu)")
     return dev

@@ -257,10 +257,18 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, noise_mode: str = "const") -> torch.Tensor:
         return self.synthesis(self.mapping(z, truncation_psi=truncation_psi), noise_mode=noise_mode)
 
-    def affine_weights(self) -> list[torch.Tensor]:
-        """Effective style-affine weights [C_in, w_dim] of every synthesis layer (modulated convs and toRGB)."""
+    def affine_weights(self, torgb: str = "last") -> list[torch.Tensor]:
+        """Effective style-affine weights [C_in, w_dim]: every modulated conv's, plus the toRGB ones.
+
+        ``torgb='last'`` (SeFa's selection, as the ContraFeat authors and the official SeFa code use it):
+        only the last block's toRGB; ``'all'``: every toRGB; ``'none'``: convs only.
+        """
+        if torgb not in ("last", "all", "none"):
+            raise ValueError(f"torgb must be last, all or none, not {torgb!r}")
+        last = f"b{self.resolution}.torgb.affine"
         return [m.weight * m.weight_gain for name, m in self.synthesis.named_modules()
-                if name.endswith(".affine") and isinstance(m, FullyConnectedLayer)]
+                if name.endswith(".affine") and isinstance(m, FullyConnectedLayer)
+                and (".torgb." not in name or torgb == "all" or (torgb == "last" and name == last))]
 
     def set_precision(self, dtype: torch.dtype | None) -> "Generator":
         """Run the high-resolution blocks (``num_fp16_res``) in float16/bfloat16; None for float32 everywhere."""

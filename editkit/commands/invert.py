@@ -1,7 +1,6 @@
 """``editkit invert``: align the faces of a photo and write their W+ codes, reconstructions and quality."""
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Optional
@@ -11,7 +10,8 @@ import typer
 
 from ..cli_app import app
 from ..errors import UsageError
-from .edit import _DEVICE_HELP, _ENC_HELP, _GEN_HELP, _METHOD_HELP, _MODEL_HELP, make_editor, parse_faces
+from .edit import (_DEVICE_HELP, _ENC_HELP, _GEN_HELP, _JSON_HELP, _METHOD_HELP, _MODEL_HELP, DEFAULT_DEVICE, check_early,
+                   make_editor, parse_faces)
 
 
 def output_paths(latents: Path) -> dict[str, Path]:
@@ -48,8 +48,9 @@ def invert_cmd(
     vgg16: Optional[Path] = typer.Option(None, "--vgg16", help="Local torchvision VGG16 weights (vgg16-397923af.pth) for the LPIPS loss and metric; default: $EDITKIT_VGG16 or the torch hub cache. Without it a pixel + feature loss is used (blurrier detail)."),
     stop_psnr: Optional[float] = typer.Option(None, "--stop-psnr", help="Stop optimising once every face reaches this PSNR (dB)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Faces optimised together."),
-    device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
+    device: str = typer.Option(DEFAULT_DEVICE, "--device", help=_DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Invert every face of PHOTO into the generator's W+ space (aligns first).
 
@@ -62,8 +63,9 @@ def invert_cmd(
     from ..photos import save_image
     from ..render import make_grid, to_uint8
 
+    check_early(method, device)
     if not photo.is_file():
-        raise BadInputError("no such file", photo)
+        raise BadInputError("is a folder, not an image file" if photo.is_dir() else "no such file", photo)
     if w_space not in ("w", "w+"):
         raise UsageError(f"--w-space must be 'w' or 'w+', got {w_space!r}")
     out = output or photo.with_name(f"{photo.stem}.latents.npz")
@@ -84,8 +86,10 @@ def invert_cmd(
         faces = list(enumerate(found)) if which == "all" else [(which, found[which])]
         crops = [f.image for _, f in faces]
     options = dict(steps=steps, w_space=w_space, vgg16=vgg16, stop_psnr=stop_psnr, batch_size=batch_size)
-    with _optimisation_progress() as progress:
-        inv = editor.invert_crops(crops, method, progress=progress, **options)
+    from ..console import Progress
+
+    with Progress("invert: optimising") as bar:
+        inv = editor.invert_crops(crops, method, progress=bar.invert_callback(), **options)
     ws = inv.ws.detach().cpu().float().numpy()
     recon = to_uint8(inv.images)
     m = inv.metrics
@@ -115,25 +119,12 @@ def invert_cmd(
                  for k in ("psnr", "ssim", "lpips")},
     }
     atomic_write_text(paths["quality"], json.dumps(report, indent=2))
-    _print_quality(report, paths)
+    if as_json:
+        from ..console import emit_json
 
-
-@contextlib.contextmanager
-def _optimisation_progress():
-    """A rich progress bar fed by ``inversion.invert``'s ``progress(step, total, loss)`` callback."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("optimising"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   TextColumn("loss {task.fields[loss]}"), transient=True)
-    task = bar.add_task("invert", total=None, loss="-")
-
-    def update(step: int, total: int, loss: float) -> None:
-        if step == 1:
-            bar.reset(task, total=total, loss="-")
-        bar.update(task, completed=step, loss=f"{loss:.4f}")
-
-    with bar:
-        yield update
+        emit_json({**report, "outputs": {k: str(v) for k, v in paths.items()}})
+    else:
+        _print_quality(report, paths)
 
 
 def _print_quality(report: dict, paths: dict[str, Path]) -> None:

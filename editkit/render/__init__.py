@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .images import VIDEO_SUFFIXES, bounce, make_grid, save_animation, save_gif, save_mp4, side_by_side, to_uint8
+from .images import VIDEO_SUFFIXES, RenderError, bounce, make_grid, save_animation, save_gif, save_mp4, side_by_side, to_uint8
 
 _LAZY = {  # cv2-heavy modules load on first use (the CLI's --help stays light)
     "face_mask": ".paste", "paste_back": ".paste", "paste_mask": ".paste", "face_roi": ".paste",
@@ -23,7 +23,7 @@ _LAZY = {  # cv2-heavy modules load on first use (the CLI's --help stays light)
     "render_faces": ".faces", "face_crops": ".faces", "check_render_mode": ".faces", "RENDER_MODES": ".faces",
 }
 
-__all__ = ["VIDEO_SUFFIXES", "bounce", "make_grid", "save_animation", "save_gif", "save_mp4",
+__all__ = ["VIDEO_SUFFIXES", "RenderError", "bounce", "make_grid", "save_animation", "save_gif", "save_mp4",
            "side_by_side", "to_uint8", *sorted(_LAZY)]
 
 

@@ -1,0 +1,136 @@
+"""The generator-quality measure: face-network features of generated vs real faces.
+
+Both sets are faces at the generator's resolution with the same framing (real ones are the training
+set's images resized exactly as the trainer resizes them; generated ones are quantised to uint8 like
+them), then go through the same path into the pretrained face-recognition network of
+:mod:`editkit.facenets`: the whole square crop, resized to its 150-px input. Features are its 128-D
+descriptors (``descriptor``) or the 256-D globally pooled maps of its trunk before the last linear
+layer (``trunk``). The scores (:mod:`editkit.quality`): Fréchet distance (FD, lower is better) and
+k-NN precision/recall (higher is better). Real-set features are cached on disk.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .quality import compare_features
+
+SPACES = ("descriptor", "trunk")
+DEFAULT_SAMPLES = 5000
+
+
+def _to_uint8(images: torch.Tensor) -> torch.Tensor:
+    if images.dtype == torch.uint8:
+        return images
+    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def face_features(images: torch.Tensor, space: str = "descriptor", batch_size: int = 64,
+                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Features [N, D] (float64) of square face images [N,3,H,W] (uint8, or float in [-1, 1])."""
+    from . import facenets
+
+    if space not in SPACES:
+        raise ValueError(f"feature space must be one of {', '.join(SPACES)}, got {space!r}")
+    net = facenets.load("recognition")
+    u8 = _to_uint8(images)
+    out = []
+    with torch.no_grad():
+        for lo in range(0, len(u8), batch_size):
+            x = facenets.preprocess_tensor(u8[lo:lo + batch_size].float(), 150)
+            f = net.pooled(x) if space == "trunk" else net(x)
+            out.append(f.double().cpu().numpy())
+            if progress is not None:
+                progress(min(lo + batch_size, len(u8)), len(u8))
+    return np.concatenate(out)
+
+
+def generate_images(G, n: int, seed: int = 0, truncation: float = 1.0, batch_size: int = 64) -> torch.Tensor:
+    """``n`` generator samples (seeded latents, random synthesis noise) as uint8 [N,3,R,R]."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the synthesis noise
+    dev = G.w_avg.device if hasattr(G, "w_avg") else "cpu"
+    out = []
+    with torch.no_grad():
+        for lo in range(0, n, batch_size):
+            z = torch.randn(min(batch_size, n - lo), G.z_dim, generator=g).to(dev)
+            out.append(_to_uint8(G(z, truncation_psi=truncation)).cpu())
+    return torch.cat(out)
+
+
+def real_images(source: str | Path, resolution: int, n: int, seed: int = 0, part: int = 0) -> torch.Tensor:
+    """``n`` images of a training set, uint8 [N,3,R,R], decoded as the trainer does: block ``part`` of a
+    seeded permutation (different parts are disjoint, e.g. the reference set and a real-vs-real check)."""
+    from .training.data import default_cache_dir, load_dataset
+
+    data = load_dataset(source, resolution, cache_dir=default_cache_dir())
+    if (part + 1) * n > len(data):
+        raise ValueError(f"{n} real images (part {part}) requested, the set has {len(data)}")
+    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[part * n:(part + 1) * n]
+    return data.images[idx.sort().values]
+
+
+def real_features(source: str | Path, resolution: int, n: int, space: str = "descriptor", seed: int = 0,
+                  part: int = 0, cache: bool = True) -> np.ndarray:
+    """Features of ``n`` real images (cached in the user cache folder, keyed by source, size and choice)."""
+    from .paths import cache_dir
+
+    src = Path(source)
+    st = src.stat()
+    key = json.dumps([str(src.resolve()), st.st_size, st.st_mtime_ns, resolution, n, space, seed, part, 1])
+    path = cache_dir() / "quality" / f"{src.stem}-{resolution}px-{space}-{n}-p{part}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npy"
+    if cache and path.exists():
+        return np.load(path)
+    feats = face_features(real_images(src, resolution, n, seed, part), space)
+    if cache:
+        from .atomic import atomic_path
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, feats)
+    return feats
+
+
+@dataclass
+class GeneratorQuality:
+    """FD and precision/recall of a generator against a real set, in one feature space."""
+
+    space: str
+    fd: float
+    precision: float
+    recall: float
+    n_real: int
+    n_fake: int
+    k: int
+    truncation: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure_generator(G, real: str | Path, n_fake: int = DEFAULT_SAMPLES, n_real: int = DEFAULT_SAMPLES,
+                      spaces: tuple[str, ...] = SPACES, k: int = 3, truncation: float = 1.0, seed: int = 0,
+                      real_seed: int = 0) -> dict[str, GeneratorQuality]:
+    """The measure of ``G`` against ``n_real`` images of the set ``real``, for each feature space."""
+    fake = generate_images(G, n_fake, seed=seed, truncation=truncation)
+    out = {}
+    for space in spaces:
+        s = compare_features(real_features(real, G.resolution, n_real, space, seed=real_seed),
+                             face_features(fake, space), k=k)
+        out[space] = GeneratorQuality(space, s.fd, s.precision, s.recall, s.n_real, s.n_fake, k, truncation)
+    return out
+
+
+def blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of uint8 images (the sanity check's degraded copy), uint8 out."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    size = 2 * int(np.ceil(3 * sigma)) + 1
+    return gaussian_blur(images.float(), [size, size], [sigma, sigma]).round().clamp(0, 255).to(torch.uint8)
