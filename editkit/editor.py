@@ -571,18 +571,15 @@ def _render_mode(mode: str) -> str:
 
 
 def _identity_network(device):
-    """The identity network of ``editkit.facenets`` for PTI's identity loss, or None while it is missing."""
-    try:
-        from . import facenets  # noqa: F401
-    except ImportError:
-        return None
-    loader = getattr(facenets, "load_identity", None)
-    if loader is None:
-        return None
-    try:
-        return loader(device=device)
-    except Exception:  # missing weights: PTI then runs without the identity term and says so
-        return None
+    """PTI's identity term: face-api's recognition descriptor (``editkit.facenets``) of whole aligned crops."""
+    from . import facenets
+
+    facenets.load("recognition", device=device)  # fails here, clearly, if its weights are missing
+
+    def identity(images: torch.Tensor) -> torch.Tensor:
+        return facenets.analyze_tensor(images, networks=("recognition",)).descriptor
+
+    return identity
 
 
 def _split_metrics(metrics: dict, n: int) -> list[dict]:

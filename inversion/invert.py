@@ -151,7 +151,8 @@ def _invert_pti(G, images, encoder, steps, settings, offsets, identity, loss_fn,
                             if disc is not None else (encoder.features, "encoder") if encoder is not None else (None, ""))
         loss_fn = ReconstructionLoss(pivot_options.get("vgg16"), feature_fn=feature_fn,
                                      feature_name=f"{name} features", pixel_weight=pivot_options["pixel_weight"])
-    loss_fn.to(G.w_avg.device)
+    if isinstance(loss_fn, torch.nn.Module):
+        loss_fn.to(G.w_avg.device)
     pivot_method = "hybrid" if encoder is not None else "optimize"
     if encoder is not None and steps == 0:
         pivot_method = "encoder"

@@ -115,7 +115,7 @@ def test_edit_labels_negative_strength_several_edits_crops(bundle_dir, photo):
     (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{bundle}", "--face", "7", "--method", "encoder"], 2, "out of range"),
     (["edit", "{photo}", "-a", "0", "-s", "1", "--face", "x"], 2, "--face must be"),
     (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{missing}"], 2, "unknown model"),
-    (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{bundle}", "--method", "magic"], 2, "unknown inversion method"),
+    (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{bundle}", "--method", "magic"], 2, "--method must be one of"),
     (["edit", "{photo}", "-a", "0"], 2, "strength"),
     (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{bundle}", "--detector", "yolo"], 2, "--detector must be"),
     (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{bundle}", "--render", "paint"], 2, "--render must be"),
