@@ -476,11 +476,13 @@ class Editor:
 
     def traverse(self, photo, attr, strength: float | tuple[float, float] | None = None, frames: int = 24,
                  face: int = 0, method: str | None = None, ws: torch.Tensor | None = None, force: bool = False,
-                 render: str | None = None, max_size: int = 384, **options) -> Traversal:
+                 render: str | None = None, max_size: int = 384, inverted: FaceInversion | None = None,
+                 **options) -> Traversal:
         """Frames of the chosen face as direction(s) ``attr`` move across a strength range.
 
         ``strength``: s for [-s, +s], a (lo, hi) pair, or None for each direction's recommended range.
         ``ws`` ([num_ws, w_dim]) skips the photo and traverses that code instead (generated frames).
+        ``inverted``: the face's :meth:`invert` result for this photo, reused instead of inverting again.
         With ``render='transfer'`` (default) each frame is the photo's own face, aligned at its own
         resolution (at most ``max_size`` px), with the change of that strength transferred onto it.
         """
@@ -499,10 +501,13 @@ class Editor:
         G, fi, src = self.G, None, None
         if ws is None:
             src = self._read(photo)
-            if (method or self.method) == "pti":
-                ends = [s * nav.offsets()[k].detach() for k in ks for s in _range(strength, nav.strength_range[k])]
-                options.setdefault("offsets", torch.stack(ends).to(self.device))
-            fi = self.invert(src, [face], method, **options)[0]
+            if inverted is not None:
+                fi = inverted
+            else:
+                if (method or self.method) == "pti":
+                    ends = [s * nav.offsets()[k].detach() for k in ks for s in _range(strength, nav.strength_range[k])]
+                    options.setdefault("offsets", torch.stack(ends).to(self.device))
+                fi = self.invert(src, [face], method, **options)[0]
             ws, G = fi.ws, (fi.generator if fi.generator is not None else self.G)
         ws = ws.to(self.device)
         from navigator.traverse import traversal_frames

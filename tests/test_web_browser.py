@@ -88,7 +88,7 @@ def editor():
     from inversion.align.detection import hog_detector, shape_predictor
 
     hog_detector(), shape_predictor()
-    return Editor(invert_options={"steps": STEPS})
+    return Editor(invert_options={"steps": STEPS}, analyze_faces=False)
 
 
 def js_number(x: float) -> str:

@@ -205,7 +205,8 @@ class EditorService:
             raise UsageError(f"frames must be 2..96, got {frames}")
         inv = self.inversion(session, face, method)
         with self.lock:
-            trav = self.editor.traverse(None, [int(direction)], None, frames=int(frames), face=face, ws=inv.ws)
+            trav = self.editor.traverse(session.photo, [int(direction)], None, frames=int(frames), face=face,
+                                        inverted=inv)
         name = f"{Path(session.name).stem}.traverse-attr{int(direction)}.gif"
         return name, self._written(session, lambda p: trav.save(p), ".gif")
 
