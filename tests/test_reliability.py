@@ -124,16 +124,16 @@ def test_nan_generator_is_refused_at_load_in_every_format(tmp_path, fixtures_dir
         editkit.load_generator(cpx)
 
 
-def test_nan_encoder_and_navigator_are_refused(tmp_path, bundle_dir, photo):
+def test_nan_encoder_and_navigator_are_refused(tmp_path, bundle_dir, photo, capsys):
     enc = tmp_path / "enc.safetensors"
     _poison_safetensors(bundle_dir / "encoder.safetensors", enc, "")
     nav = tmp_path / "nav.safetensors"
     _poison_safetensors(bundle_dir / "navigator-free.safetensors", nav, "")
     out = tmp_path / "out.jpg"
     for flag, path, what in (("--encoder", enc, "encoder"), ("--navigator", nav, "navigator")):
-        r = run_editkit("edit", photo, "-a", "0", "-s", "1", "-m", bundle_dir, flag, path, "-M", "encoder", "-o", out)
-        assert r.returncode == 3, r.stderr
-        _one_error_line(r.stderr, str(path), what, "NaN/inf")
+        assert main(["edit", str(photo), "-a", "0", "-s", "1", "-m", str(bundle_dir), flag, str(path), "-M", "encoder",
+                     "-o", str(out)]) == 3
+        _one_error_line(capsys.readouterr().err, str(path), what, "NaN/inf")
         assert not out.exists()
 
 
@@ -436,15 +436,24 @@ def test_api_errors_are_usage_errors(editor, photo):
 
 
 # ------------------------------------------------------------------------------------------ 7. one-line messages
-def test_vgg16_note_is_one_line_names_a_real_option_and_quiet_silences_it(tmp_path, bundle_dir, photo, monkeypatch):
+def test_hybrid_edit_progress_and_vgg16_note_in_logs_and_quiet(tmp_path, bundle_dir, photo, monkeypatch):
+    """Not a terminal (a log file): plain progress lines with an ETA; the VGG16 note is one line naming an
+    option the command has; --quiet prints nothing at all."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no VGG16 file anywhere
     monkeypatch.delenv("EDITKIT_VGG16", raising=False)
-    base = ["edit", photo, "-a", "0", "-s", "1", "-m", bundle_dir, "-M", "hybrid", "--steps", "2"]
+    base = ["edit", photo, "-a", "0", "-s", "1", "-m", bundle_dir, "-M", "hybrid", "--steps", "10"]
     r = run_editkit(*base, "-o", tmp_path / "a.jpg")
     assert r.returncode == 0, r.stderr
     notes = [ln for ln in r.stderr.splitlines() if "VGG16" in ln]
     assert len(notes) == 1 and notes[0].startswith("editkit: note: ") and "--vgg16" in notes[0]
-    assert "--vgg16" in run_editkit("edit", "--help").stdout  # the option the note names exists
+    from typer.testing import CliRunner
+
+    from editkit.cli_app import app
+
+    assert "--vgg16" in CliRunner().invoke(app, ["edit", "--help"]).output  # the option the note names exists
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("edit: inverting: ")]
+    assert len(lines) == 10 and "ETA" in lines[0] and lines[-1].startswith("edit: inverting: 10/10 (100%)")
+    assert set(r.stderr.splitlines()) == set(notes + lines)  # nothing else
     q = run_editkit(*base, "-o", tmp_path / "b.jpg", "-q")
     assert q.returncode == 0 and q.stdout == "" and q.stderr == "", q.stderr
 
@@ -711,14 +720,6 @@ def test_progress_plain_lines_with_eta():
     assert lines[0].startswith("invert: 1/20 (5%), ") and ", ETA " in lines[0]
     assert lines[1].startswith("invert: 2/20 (10%), 2 s, ETA 18 s, loss 0.50")
     assert lines[-1].startswith("invert: 20/20 (100%)") and "ETA" not in lines[-1]
-
-
-def test_hybrid_progress_in_logs(tmp_path, bundle_dir, photo):
-    r = run_editkit("edit", photo, "-a", "0", "-s", "1", "-m", bundle_dir, "-M", "hybrid", "--steps", "10",
-                    "-o", tmp_path / "x.jpg")
-    assert r.returncode == 0, r.stderr
-    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("edit: inverting: ")]
-    assert len(lines) == 10 and "ETA" in lines[0] and lines[-1].startswith("edit: inverting: 10/10 (100%)")
 
 
 def test_align_and_edit_number_faces_the_same(tmp_path, editor):
