@@ -423,7 +423,8 @@ class Editor:
             return out
         inv = self.invert_crops([f.image for _, f in chosen], method, **options)
         ws = inv.ws.detach()
-        recon = to_uint8(inv.images) if getattr(inv, "images", None) is not None else self.synthesize(ws)
+        recon = (self._checked(lambda: to_uint8(inv.images)) if getattr(inv, "images", None) is not None
+                 else self.synthesize(ws))
         metrics = _split_metrics(getattr(inv, "metrics", {}) or {}, len(chosen))
         return [FaceInversion(i, f, f.image, recon[j], ws[j].cpu(), metrics[j]) for j, (i, f) in enumerate(chosen)]
 

@@ -96,7 +96,7 @@ def _check_photo(photo: Path) -> None:
         raise BadInputError("is a folder, not an image file", photo)
 
 
-def check_early(method: str, device: str, strengths: list[float] = ()) -> None:
+def check_early(method: str, device: str, strengths: list[float] = (), option: str = "--strength") -> None:
     """Option values that need no model, checked before any file is read or model loaded."""
     import math
 
@@ -111,7 +111,7 @@ def check_early(method: str, device: str, strengths: list[float] = ()) -> None:
         raise UsageError(f"--device must be cpu, cuda, cuda:N or auto, got {device!r}")
     for s in strengths:
         if not math.isfinite(s):
-            raise UsageError(f"--strength must be a finite number, got {s}")
+            raise UsageError(f"{option} must be a finite number, got {s}")
 
 
 def check_output_format(out: Path) -> None:
@@ -265,10 +265,10 @@ def batch_cmd(
             s = run_batch(ed, folder, output, list(attr), list(strength), faces=faces, method=method, shard=sh,
                           overwrite=overwrite, crop_only=crop_only, suffix=".png" if crop_only else None,
                           on_item=step, on_start=start, settings=settings, force=force)
-        except OutputError as exc:
+        except (OutputError, KeyboardInterrupt) as exc:
             s = getattr(exc, "summary", None)
             if s is not None:
-                _batch_summary(s, err=True)
+                _batch_summary(s, err=isinstance(exc, OutputError))
             raise
     if as_json:
         emit_json(s.report)
@@ -322,7 +322,7 @@ def traverse_cmd(
     """Render a face moving along direction(s) as a GIF/MP4 animation or a PNG grid."""
     from ..atomic import check_writable
 
-    check_early(method, device, [range_] if range_ is not None else [])
+    check_early(method, device, [range_] if range_ is not None else [], option="--range")
     if range_ is not None and range_ == 0:
         raise UsageError("--range must be non-zero (frames go from -R to +R)")
     tag = "_".join(f"attr{int(a)}" if a.strip().isdigit() else a.strip().lower() for a in attr)
