@@ -143,14 +143,16 @@ class Editor:
     ``invert_options`` go to ``inversion.invert`` (e.g. ``steps``), ``align_options`` to
     ``inversion.align.align_faces`` (e.g. ``detector='cnn'``, ``upsample=2``). Official files instead: ``Editor(generator="ffhq.pkl", encoder="e4e_ffhq_encode.pt",
     navigator="nav.safetensors", alignment="ffhq")``. ``generator``/``encoder``/``navigator`` also
-    override the bundle's files when given with ``model``.
+    override the bundle's files when given with ``model``. ``precision``: the generator's inference mode,
+    'auto' (bfloat16 where the CPU/GPU runs it natively, else float32), 'float32' (exact) or 'bf16'
+    (see ``editkit.precision``); inversion with gradients always runs in float32.
     """
 
     def __init__(self, model: str | Path | None = None, *, generator: str | Path | None = None,
                  encoder: str | Path | None = None, navigator: str | Path | None = None,
                  navigator_name: str | None = None, alignment: str | dict | None = None,
                  device: str | torch.device = "cpu", method: str = "hybrid", invert_options: dict | None = None,
-                 align_options: dict | None = None):
+                 align_options: dict | None = None, precision: str = "auto"):
         import editkit
         import inversion
         from inversion.align import get_template
@@ -178,6 +180,11 @@ class Editor:
             align = alignment
         self.paths = {"generator": gen_path, "encoder": enc_path, "navigator": nav_path}
         self.G = editkit.load_generator(gen_path, device=self.device).eval().requires_grad_(False)
+        from .precision import PRECISIONS, apply_precision
+
+        if precision not in PRECISIONS:
+            raise UsageError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
+        self.precision = apply_precision(self.G, precision)  # the mode used: 'float32' or 'bf16'
         self.encoder = None
         if enc_path is not None:
             self.encoder = inversion.load_encoder(enc_path).to(self.device).eval().requires_grad_(False)

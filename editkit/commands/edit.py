@@ -22,12 +22,13 @@ _STEPS_HELP = "Optimisation steps for 'hybrid'/'optimize' (default: the inversio
 _DET_HELP = "Face detector: 'hog' (fast) or 'cnn' (dlib MMOD; finds small and turned faces, slower)."
 _SCORE_HELP = "Ignore face detections scoring below this (HOG; real faces score ~0.3-3, false ones ~0.1)."
 _UPS_HELP = "Upsample the photo this many times before detection (finds smaller faces, slower)."
+_PREC_HELP = "Generator precision: auto (bf16 where the CPU/GPU runs it natively, else float32), float32 (exact) or bf16."
 _ATTR_HELP = "Direction: an index or a label (see `editkit directions`); repeat for several edits at once."
 
 
 def make_editor(model: str | None, generator: str | None, encoder: str | None, navigator: str | None,
                 device: str, method: str, steps: int | None = None, detector: str = "hog", upsample: int = 1,
-                min_score: float | None = None):
+                min_score: float | None = None, precision: str = "auto"):
     """An Editor from the common model options (loads every network once)."""
     from ..editor import Editor
 
@@ -36,7 +37,8 @@ def make_editor(model: str | None, generator: str | None, encoder: str | None, n
     return Editor(model, generator=generator, encoder=encoder, navigator=navigator, device=device, method=method,
                   invert_options={"steps": steps} if steps else None,
                   align_options={"detector": detector, "upsample": upsample,
-                                 **({} if min_score is None else {"min_score": min_score})})
+                                 **({} if min_score is None else {"min_score": min_score})},
+                  precision=precision)
 
 
 def parse_faces(face: str) -> str | int:
@@ -98,6 +100,7 @@ def edit_cmd(
     upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
     min_score: float = typer.Option(DEFAULT_MIN_FACE_SCORE, "--min-score", help=_SCORE_HELP),
     device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
+    precision: str = typer.Option("auto", "--precision", help=_PREC_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (the input is never replaced)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
@@ -110,7 +113,8 @@ def edit_cmd(
     check_writable(out, overwrite, (photo,))  # fail before loading any model
     if crops:
         check_writable(out.with_name(out.stem + ".crops.png"), overwrite, (photo,))
-    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score)
+    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score,
+                     precision)
     res = ed.edit(photo, list(attr), list(strength), faces=faces, method=method)
     written = res.save(out, crop_only=crop_only, crops=crops, overwrite=overwrite, inputs=(photo,))
     if not quiet:
@@ -137,6 +141,7 @@ def batch_cmd(
     upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
     min_score: float = typer.Option(DEFAULT_MIN_FACE_SCORE, "--min-score", help=_SCORE_HELP),
     device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
+    precision: str = typer.Option("auto", "--precision", help=_PREC_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos whose output exists (default: skip them, so runs resume)."),
 ) -> None:
     """Edit every photo under FOLDER; resumable, goes on past bad files, writes a failure report.
@@ -153,7 +158,8 @@ def batch_cmd(
         from ..errors import BadInputError
 
         raise BadInputError("not a folder", folder)
-    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score)
+    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score,
+                     precision)
     total = sum(1 for _ in iter_photos(folder, sh, exclude=output))
     with Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), transient=False, disable=not sys.stderr.isatty()) as prog:
@@ -195,6 +201,7 @@ def traverse_cmd(
     upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
     min_score: float = typer.Option(DEFAULT_MIN_FACE_SCORE, "--min-score", help=_SCORE_HELP),
     device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
+    precision: str = typer.Option("auto", "--precision", help=_PREC_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Render a face moving along direction(s) as a GIF/MP4 animation or a PNG grid."""
@@ -206,7 +213,8 @@ def traverse_cmd(
         raise UsageError(f"unsupported output format '{out.suffix}' (use .gif, .mp4 or .png)", out)
     _check_photo(photo)
     check_writable(out, overwrite, (photo,))
-    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score)
+    ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score,
+                     precision)
     trav = ed.traverse(photo, list(attr), range_, frames=frames, face=face, method=method)
     trav.save(out, duration_ms=duration, overwrite=overwrite, inputs=(photo,))
     typer.echo(f"{len(trav.directions)} direction(s) x {frames} frames ({trav.strengths[0]:+g}..{trav.strengths[-1]:+g}) -> {out}")
