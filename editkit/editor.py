@@ -188,7 +188,9 @@ class Editor:
     override the bundle's files when given with ``model``. ``analyze_faces``: measure identity and
     attributes of every edited face with editkit.facenets (about 0.5 s per face on a CPU).
     ``render``: 'transfer' (default) or 'generated'; ``transfer``: :class:`editkit.render.TransferSettings`;
-    ``pti``: :class:`inversion.pti.PTISettings` for ``method='pti'``.
+    ``pti``: :class:`inversion.pti.PTISettings` for ``method='pti'``. ``precision``: the generator's
+    inference mode, 'auto' (bfloat16 where the CPU/GPU runs it natively, else float32), 'float32' (exact)
+    or 'bf16' (see ``editkit.precision``).
     """
 
     def __init__(self, model: str | Path | None = None, *, generator: str | Path | None = None,
@@ -196,7 +198,7 @@ class Editor:
                  navigator_name: str | None = None, alignment: str | dict | None = None,
                  device: str | torch.device = "cpu", method: str = "hybrid", invert_options: dict | None = None,
                  align_options: dict | None = None, analyze_faces: bool = True, render: str = "transfer",
-                 transfer: Any = None, pti: Any = None):
+                 transfer: Any = None, pti: Any = None, precision: str = "auto"):
         import editkit
         import inversion
         from inversion.align import get_template
@@ -226,6 +228,11 @@ class Editor:
             align = alignment
         self.paths = {"generator": gen_path, "encoder": enc_path, "navigator": nav_path}
         self.G = editkit.load_generator(gen_path, device=self.device).eval().requires_grad_(False)
+        from .precision import PRECISIONS, apply_precision
+
+        if precision not in PRECISIONS:
+            raise UsageError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
+        self.precision = apply_precision(self.G, precision)  # the mode used: 'float32' or 'bf16'
         self.encoder = None
         if enc_path is not None:
             self.encoder = inversion.load_encoder(enc_path).to(self.device).eval().requires_grad_(False)

@@ -28,6 +28,7 @@ _STEPS_HELP = "Optimisation steps for 'hybrid'/'optimize' (default: the inversio
 _DET_HELP = "Face detector: 'hog' (fast) or 'cnn' (dlib MMOD; finds small and turned faces, slower)."
 _SCORE_HELP = "Ignore face detections scoring below this (HOG; real faces score ~0.3-3, false ones ~0.1)."
 _UPS_HELP = "Upsample the photo this many times before detection (finds smaller faces, slower)."
+_PREC_HELP = "Generator precision: auto (bf16 where the CPU/GPU runs it natively, else float32), float32 (exact) or bf16."
 _ATTR_HELP = "Direction: an index or a label (see `editkit directions`); repeat for several edits at once."
 _FORCE_HELP = ("Render strengths beyond the hard limit (4 x the direction's recommended range); outside the recommended "
                "range a warning is printed either way.")
@@ -39,7 +40,7 @@ _JSON_HELP = "Print the result as JSON on stdout (progress and messages go to st
 def make_editor(model: str | None, generator: str | None, encoder: str | None, navigator: str | None,
                 device: str, method: str, steps: int | None = None, detector: str = "hog", upsample: int = 1,
                 min_score: float | None = None, vgg16: Path | None = None, render: str = "transfer",
-                analyze_faces: bool = True):
+                analyze_faces: bool = True, precision: str = "auto"):
     """An Editor from the common model options (loads every network once)."""
     from ..editor import Editor
 
@@ -51,7 +52,8 @@ def make_editor(model: str | None, generator: str | None, encoder: str | None, n
     return Editor(model, generator=generator, encoder=encoder, navigator=navigator, device=device, method=method,
                   render=render, invert_options=opts or None, analyze_faces=analyze_faces,
                   align_options={"detector": detector, "upsample": upsample,
-                                 **({} if min_score is None else {"min_score": min_score})})
+                                 **({} if min_score is None else {"min_score": min_score})},
+                  precision=precision)
 
 
 def parse_faces(face: str) -> str | int:
@@ -158,6 +160,7 @@ def edit_cmd(
     upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
     min_score: float = typer.Option(DEFAULT_MIN_FACE_SCORE, "--min-score", help=_SCORE_HELP),
     device: str = typer.Option(DEFAULT_DEVICE, "--device", help=_DEVICE_HELP),
+    precision: str = typer.Option("auto", "--precision", help=_PREC_HELP),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (the input is never replaced)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write a JSON report: per face, identity distance to the input and predicted age/gender/expression before and after."),
@@ -181,7 +184,7 @@ def edit_cmd(
 
         check_report_path(report, overwrite, (photo, out))
     ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score,
-                     vgg16=vgg16, render=render)
+                     vgg16=vgg16, render=render, precision=precision)
     bar = progress_for(method, "edit: inverting")
     with bar or contextlib.nullcontext():
         extra = {"progress": bar.invert_callback()} if bar else {}
@@ -219,6 +222,7 @@ def batch_cmd(
     upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
     min_score: float = typer.Option(DEFAULT_MIN_FACE_SCORE, "--min-score", help=_SCORE_HELP),
     device: str = typer.Option(DEFAULT_DEVICE, "--device", help=_DEVICE_HELP),
+    precision: str = typer.Option("auto", "--precision", help=_PREC_HELP),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo every photo, also those finished with other settings (default: skip photos finished with these settings, so runs resume)."),
     as_json: bool = typer.Option(False, "--json", help="Print the batch report as JSON on stdout."),
@@ -249,7 +253,7 @@ def batch_cmd(
                     "generator", "encoder", "navigator", "attr", "strength"}
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in params.items() if k not in not_settings}
     ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score,
-                     vgg16=vgg16, render=render)
+                     vgg16=vgg16, render=render, precision=precision)
     with Progress("batch") as bar:
         counts = {"done": 0, "skipped": 0, "claimed": 0, "failed": 0}
         total = [0]
@@ -316,6 +320,7 @@ def traverse_cmd(
     upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
     min_score: float = typer.Option(DEFAULT_MIN_FACE_SCORE, "--min-score", help=_SCORE_HELP),
     device: str = typer.Option(DEFAULT_DEVICE, "--device", help=_DEVICE_HELP),
+    precision: str = typer.Option("auto", "--precision", help=_PREC_HELP),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
@@ -332,7 +337,7 @@ def traverse_cmd(
     _check_photo(photo)
     check_writable(out, overwrite, (photo,))
     ed = make_editor(model, generator, encoder, navigator, device, method, steps, detector, upsample, min_score,
-                     vgg16=vgg16, render=render)
+                     vgg16=vgg16, render=render, precision=precision)
     bar = progress_for(method, "traverse: inverting")
     with bar or contextlib.nullcontext():
         extra = {"progress": bar.invert_callback()} if bar else {}
