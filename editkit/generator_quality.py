@@ -31,24 +31,45 @@ def _to_uint8(images: torch.Tensor) -> torch.Tensor:
     return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
-def face_features(images: torch.Tensor, space: str = "descriptor", batch_size: int = 64,
-                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Features [N, D] (float64) of square face images [N,3,H,W] (uint8, or float in [-1, 1])."""
+def _resize_matrix(n_in: int, size: int) -> torch.Tensor:
+    """[size, n_in] weights of face-api's legacy bilinear resize along one axis (taken from
+    :func:`editkit.facenets.preprocess.resize_bilinear_legacy` applied to unit impulses)."""
+    from .facenets.preprocess import resize_bilinear_legacy
+
+    impulses = torch.eye(n_in, dtype=torch.float64).reshape(n_in, 1, n_in, 1)
+    return resize_bilinear_legacy(impulses, size)[:, 0, :, 0].T.float()
+
+
+def face_features(images: torch.Tensor, spaces: tuple[str, ...] = SPACES, batch_size: int = 64,
+                  progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+    """Features {space: [N, D] float64} of square face images [N,3,H,W] (uint8, or float in [-1, 1]).
+
+    The resize to the network's 150 px is face-api's legacy bilinear written as two matrix products
+    (the same weights; float32 instead of float64 arithmetic), ~100x faster than per-pixel gathers.
+    """
     from . import facenets
 
-    if space not in SPACES:
-        raise ValueError(f"feature space must be one of {', '.join(SPACES)}, got {space!r}")
+    bad = [s for s in spaces if s not in SPACES]
+    if bad or not spaces:
+        raise ValueError(f"feature spaces must be among {', '.join(SPACES)}, got {spaces!r}")
+    if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
+        raise ValueError(f"expected square images [N,3,R,R], got {tuple(images.shape)}")
     net = facenets.load("recognition")
+    R = _resize_matrix(images.shape[-1], 150)
+    mean = torch.tensor(facenets.MEAN_RGB)[:, None, None]
     u8 = _to_uint8(images)
-    out = []
-    with torch.no_grad():
+    out: dict[str, list[np.ndarray]] = {s: [] for s in spaces}
+    with torch.inference_mode():
         for lo in range(0, len(u8), batch_size):
-            x = facenets.preprocess_tensor(u8[lo:lo + batch_size].float(), 150)
-            f = net.pooled(x) if space == "trunk" else net(x)
-            out.append(f.double().cpu().numpy())
+            x = R @ u8[lo:lo + batch_size].float() @ R.T
+            pooled = net.features((x - mean) / 255.0)["conv256_down_out"].mean(dim=(2, 3))
+            if "trunk" in out:
+                out["trunk"].append(pooled.double().numpy())
+            if "descriptor" in out:
+                out["descriptor"].append(net.fc(pooled).double().numpy())
             if progress is not None:
                 progress(min(lo + batch_size, len(u8)), len(u8))
-    return np.concatenate(out)
+    return {s: np.concatenate(v) for s, v in out.items()}
 
 
 def generate_images(G, n: int, seed: int = 0, truncation: float = 1.0, batch_size: int = 64) -> torch.Tensor:
@@ -87,7 +108,7 @@ def real_features(source: str | Path, resolution: int, n: int, space: str = "des
     path = cache_dir() / "quality" / f"{src.stem}-{resolution}px-{space}-{n}-p{part}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npy"
     if cache and path.exists():
         return np.load(path)
-    feats = face_features(real_images(src, resolution, n, seed, part), space)
+    feats = face_features(real_images(src, resolution, n, seed, part), (space,))[space]
     if cache:
         from .atomic import atomic_path
 
@@ -119,11 +140,10 @@ def measure_generator(G, real: str | Path, n_fake: int = DEFAULT_SAMPLES, n_real
                       spaces: tuple[str, ...] = SPACES, k: int = 3, truncation: float = 1.0, seed: int = 0,
                       real_seed: int = 0) -> dict[str, GeneratorQuality]:
     """The measure of ``G`` against ``n_real`` images of the set ``real``, for each feature space."""
-    fake = generate_images(G, n_fake, seed=seed, truncation=truncation)
+    fake = face_features(generate_images(G, n_fake, seed=seed, truncation=truncation), spaces)
     out = {}
     for space in spaces:
-        s = compare_features(real_features(real, G.resolution, n_real, space, seed=real_seed),
-                             face_features(fake, space), k=k)
+        s = compare_features(real_features(real, G.resolution, n_real, space, seed=real_seed), fake[space], k=k)
         out[space] = GeneratorQuality(space, s.fd, s.precision, s.recall, s.n_real, s.n_fake, k, truncation)
     return out
 
