@@ -37,6 +37,9 @@ def main() -> int:
     ap.add_argument("--skip-real", action="store_true", help="only the networks (no real / blurred rows)")
     ap.add_argument("--expect-order", action="append", default=[], help="A<B: row A must have a lower FD than row B")
     ap.add_argument("--out", default="runs/generator_quality.json")
+    ap.add_argument("--merge", nargs="*", default=[], help="earlier --out JSON files whose rows join this table")
+    ap.add_argument("--note", default="", help="a sentence for the model card (why this many samples, hardware)")
+    ap.add_argument("--bundle", default=None, help="write the table into this bundle's build_report.json and model card")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import editkit
@@ -76,6 +79,9 @@ def main() -> int:
         score(name, generate_images(G, n, seed=0, truncation=args.truncation),
               f"{p.name}" + (f", {kimg:g} kimg" if isinstance(kimg, (int, float)) else ""))
 
+    for extra in args.merge:
+        for name, r in json.loads(Path(extra).read_text())["rows"].items():
+            rows.setdefault(name, r)
     print()
     print(f"| set | FD descriptor | FD trunk | precision | recall | n | note |")
     print("|---|---|---|---|---|---|---|")
@@ -95,7 +101,38 @@ def main() -> int:
     Path(args.out).write_text(json.dumps({"rows": rows, "checks": checks, "samples": n, "k": args.k,
                                           "truncation": args.truncation, "real": args.real}, indent=2))
     print(f"wrote {args.out}")
+    if args.bundle:
+        write_into_bundle(Path(args.bundle), rows, checks, n, args)
     return 0 if all(checks.values()) else 1
+
+
+def write_into_bundle(root: Path, rows: dict, checks: dict, n: int, args) -> None:
+    import re
+
+    from editkit.atomic import atomic_write_text
+    from editkit.bundle import file_entry, load_bundle, write_manifest
+
+    bundle = load_bundle(root)
+    report_path = root / "build_report.json"
+    report = json.loads(report_path.read_text())
+    report["generator_quality"] = {"rows": rows, "checks": checks, "samples": n, "k": args.k,
+                                   "truncation": args.truncation, "note": args.note}
+    atomic_write_text(report_path, json.dumps(report, indent=2))
+    card_path = root / "MODEL_CARD.md"
+    card = card_path.read_text()
+    from editkit.generator_quality import model_card_section
+
+    section = "\n".join(model_card_section(report["generator_quality"]))
+    if "## Generator quality" in card:
+        card = re.sub(r"## Generator quality.*?(?=\n## )", section, card, flags=re.S)
+    else:
+        card = card.replace("\n## Sensor choice", "\n" + section + "\n## Sensor choice")
+    atomic_write_text(card_path, card)
+    for fname in ("build_report.json", "MODEL_CARD.md"):
+        if fname in bundle.files:
+            bundle.files[fname] = file_entry(root / fname)
+    write_manifest(root, bundle)
+    print(f"wrote the table into {report_path} and {card_path}")
 
 
 if __name__ == "__main__":

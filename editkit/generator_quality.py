@@ -99,24 +99,30 @@ def real_images(source: str | Path, resolution: int, n: int, seed: int = 0, part
 
 def real_features(source: str | Path, resolution: int, n: int, space: str = "descriptor", seed: int = 0,
                   part: int = 0, cache: bool = True) -> np.ndarray:
-    """Features of ``n`` real images (cached in the user cache folder, keyed by source, size and choice)."""
+    """Features of ``n`` real images (every space is computed in one pass and cached in the user cache
+    folder, keyed by source, size and choice)."""
     from .paths import cache_dir
 
     src = Path(source)
     st = src.stat()
-    key = json.dumps([str(src.resolve()), st.st_size, st.st_mtime_ns, resolution, n, space, seed, part, 1])
-    path = cache_dir() / "quality" / f"{src.stem}-{resolution}px-{space}-{n}-p{part}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npy"
-    if cache and path.exists():
-        return np.load(path)
-    feats = face_features(real_images(src, resolution, n, seed, part), (space,))[space]
+
+    def path_of(sp: str) -> Path:
+        key = json.dumps([str(src.resolve()), st.st_size, st.st_mtime_ns, resolution, n, sp, seed, part, 1])
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+        return cache_dir() / "quality" / f"{src.stem}-{resolution}px-{sp}-{n}-p{part}-{digest}.npy"
+
+    if cache and path_of(space).exists():
+        return np.load(path_of(space))
+    feats = face_features(real_images(src, resolution, n, seed, part), SPACES)
     if cache:
         from .atomic import atomic_path
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, feats)
-    return feats
+        for sp, f in feats.items():
+            path_of(sp).parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path_of(sp)) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, f)
+    return feats[space]
 
 
 @dataclass
@@ -154,3 +160,19 @@ def blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
 
     size = 2 * int(np.ceil(3 * sigma)) + 1
     return gaussian_blur(images.float(), [size, size], [sigma, sigma]).round().clamp(0, 255).to(torch.uint8)
+
+
+def model_card_section(q: dict) -> list[str]:
+    """The model card's generator-quality section (markdown lines) from build_report['generator_quality']."""
+    lines = ["## Generator quality (measured)",
+             f"Face-network features (`editkit.generator_quality`: the 128-D descriptors and 256-D pooled trunk of the"
+             f" face-recognition network) of {q['samples']:,} generated faces (truncation {q['truncation']:g}) against"
+             f" {q['samples']:,} real UTKFace faces at 64 px, same crop. FD: Fréchet distance (lower is better);"
+             f" precision/recall: k-NN manifolds, k={q['k']} (Kynkäänniemi et al. 2019), descriptor space."
+             f" `benchmarks/generator_quality.py`; {q.get('note', '')}", "",
+             "| set | FD descriptor | FD trunk | precision | recall | note |", "|---|---|---|---|---|---|"]
+    for name, r in q["rows"].items():
+        lines.append(f"| {name} | {r['fd_descriptor']:.4f} | {r['fd_trunk']:.3f} | {r['precision']:.3f} |"
+                     f" {r['recall']:.3f} | {r['note']} |")
+    lines += ["", "Sanity checks: " + ", ".join(f"{k}: {'ok' if v else 'FAILED'}" for k, v in q["checks"].items()), ""]
+    return lines
