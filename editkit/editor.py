@@ -43,6 +43,8 @@ class Direction:
     label: str | None
     strength_range: tuple[float, float]
     layers: list[int]  # the W+ layers it mostly acts on (attention >= half its peak)
+    effect: str | None = None  # measured on real faces at the recommended strength (editkit.label_promise)
+    identity_distance: float | None = None  # median identity distance of that edit (same person < 0.6)
 
     @property
     def name(self) -> str:
@@ -263,11 +265,16 @@ class Editor:
         nav = self._nav()
         with torch.no_grad():
             att = nav.attention().cpu()
+        from .label_promise import DirectionEffect
+
+        effects = ((nav.info or {}).get("promise") or {}).get("effects", {})
         out = []
         for k in range(nav.num_directions):
             a = att[k]
             layers = [int(i) for i in torch.nonzero(a >= 0.5 * a.max()).flatten()]
-            out.append(Direction(k, nav.labels[k], tuple(nav.strength_range[k]), layers))
+            e = DirectionEffect(**effects[str(k)]) if str(k) in effects else None
+            out.append(Direction(k, nav.labels[k], tuple(nav.strength_range[k]), layers,
+                                 e.describe() if e else None, e.identity_distance if e else None))
         return out
 
     def resolve_attr(self, attr: int | str) -> int:

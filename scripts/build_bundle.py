@@ -22,6 +22,7 @@ import torch
 
 import editkit
 from editkit.atomic import atomic_write_text
+from editkit.generator_quality import model_card_section
 from editkit.render import bounce, make_grid, save_gif, to_uint8
 from editkit.photos import save_image
 from editkit.training.data import default_cache_dir, load_dataset
@@ -226,6 +227,7 @@ def write_model_card(report: dict, path: Path, args: argparse.Namespace) -> Path
         " components of 100,000 samples). Default navigator: `" + report["default_navigator"] + "`.",
         f"- Age/gender predictor (for labels): {report['age_gender']}.",
         "",
+        *(model_card_section(report["generator_quality"]) if "generator_quality" in report else []),
         "## Sensor choice (measured)",
         "The paper's ImageNet AlexNet cannot be downloaded here; candidates were scored by short binary runs:",
         "",

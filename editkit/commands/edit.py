@@ -358,7 +358,7 @@ def directions_cmd(
     device: str = typer.Option(DEFAULT_DEVICE, "--device", help=_DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing preview file."),
 ) -> None:
-    """List the model's directions: index, label, recommended strengths and the W+ layers they act on."""
+    """List the model's directions: index, label, recommended strengths, the effect measured on real faces, its identity cost and the W+ layers."""
     from ..atomic import check_writable
 
     if preview is not None:
@@ -367,18 +367,23 @@ def directions_cmd(
     dirs = ed.directions()
     if as_json:
         typer.echo(json.dumps([{"index": d.index, "label": d.label, "strength_range": list(d.strength_range),
-                                "layers": d.layers} for d in dirs], indent=2))
+                                "layers": d.layers, "effect": d.effect, "identity_distance": d.identity_distance}
+                               for d in dirs], indent=2))
     else:
         from rich.console import Console
         from rich.table import Table
 
         t = Table(title=f"{len(dirs)} directions")
-        for col in ("index", "label", "recommended strength", "layers"):
+        for col in ("index", "label", "recommended strength", "measured effect (real faces)", "identity", "layers"):
             t.add_column(col)
         for d in dirs:
             t.add_row(str(d.index), d.label or "-", f"{d.strength_range[0]:+g} .. {d.strength_range[1]:+g}",
+                      d.effect or "not measured", "-" if d.identity_distance is None else f"{d.identity_distance:.2f}",
                       ",".join(map(str, d.layers)))
-        Console(width=100).print(t)
+        Console(width=140).print(t)
+        if any(d.effect for d in dirs):
+            typer.echo("names are kept only where the attribute moved the named way on >= 80% of real inverted faces"
+                       " with identity distance < 0.6 (same person); identity: median distance at the recommended strength")
     if preview is not None:
         from ..photos import save_image
 
