@@ -5,7 +5,7 @@
 * cold: a fresh `editkit edit` process, from process start until the output file exists (median of
   ``--repeats`` runs), for the encoder path and the default hybrid path;
 * warm: an Editor kept in memory, seconds per face for one `edit` call (align + invert + edit +
-  render + paste-back), split into its stages, per inversion method;
+  generate + render into the photo), split into its stages, per inversion method;
 * batch: `run_batch` over a folder of ``--batch-photos`` photos, faces per second (encoder path).
 
 Default model: the bundled one. When this install has no bundled model, a random-weight stand-in of
@@ -75,11 +75,11 @@ def cold_runs(model: str, photo: Path, method: str, repeats: int, tmp: Path) -> 
 def warm_latency(editor, photo: Path, method: str, repeats: int) -> dict:
     import numpy as np
 
-    from inversion.align import paste_back
+    from editkit.render import render_faces, to_uint8
 
     log(f"warm-up {method}")
     editor.edit(photo, 0, 2.0, method=method)  # warm-up (first-use imports, detector load)
-    stages = {"align": [], "invert": [], "edit+render": [], "paste": [], "total": []}
+    stages = {"align": [], "invert": [], "edit+generate": [], "render": [], "total": []}
     faces = 0
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -90,8 +90,9 @@ def warm_latency(editor, photo: Path, method: str, repeats: int) -> dict:
         t2 = time.perf_counter()
         ws = editor.navigator.edit(inv.ws.detach(), 0, 2.0)
         after = editor.synthesize(ws)
+        recon = to_uint8(inv.images)
         t3 = time.perf_counter()
-        paste_back(src.array, [(f, after[j]) for j, f in enumerate(aligned)])
+        render_faces(src.array, [(f, recon[j], after[j]) for j, f in enumerate(aligned)], editor.render)
         t4 = time.perf_counter()
         n = len(aligned)
         faces = n
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         for method in ("encoder", "hybrid"):
             w = warm_latency(ed, args.photo, method, args.repeats)
             note = f"per face ({w['faces_per_photo']} faces/photo): align {w['align']:.3f}, invert {w['invert']:.3f}, " \
-                   f"edit+render {w['edit+render']:.3f}, paste {w['paste']:.3f}"
+                   f"edit+generate {w['edit+generate']:.3f}, render {w['render']:.3f}"
             if method == "encoder":
                 note += f"; target <= {TARGETS['warm']:.0f} s: {'yes' if w['total'] <= TARGETS['warm'] else 'NO'}"
             rows.append((f"warm edit per face ({method})", f"{w['total']:.3f} s", note))

@@ -2,10 +2,13 @@
 and precision, with peak memory.
 
 CPU (default when no GPU): the tiny test generator (16 px, w_dim 16), K=4, batch 4.
-CUDA: randomly initialised FFHQ-size generators at 256 and 512 px, K=30, AlexNet at full
-resolution (random weights: same cost as ImageNet ones), binary b=12 / prototype b=10, in float32
-and bf16 mixed precision. Reference (authors' code, one H200, mixed precision): 512 px binary 0.187
-s/iter, prototype 0.166; 256 px binary 0.124, prototype 0.099; float32 512 px 0.455 / 0.346.
+CUDA: randomly initialised FFHQ-size generators at 256 and 512 px (num_fp16_res 4, conv_clamp 256, as
+NVIDIA's), K=30, AlexNet at full resolution (random weights: same cost as ImageNet ones), binary b=12 /
+prototype b=10, in each precision: ``mixed`` (the default on CUDA and the authors' setting: the
+generator's own float16 blocks, sensor and loss in float32), ``fp32`` and ``bf16`` (autocast everywhere;
+not the authors'). Reference (authors' code, one H200): mixed 512 px binary 0.187 s/iter, prototype 0.166;
+256 px binary 0.124, prototype 0.099; float32 512 px 0.455 / 0.346. Target: >= 1.5x faster at the same
+precision. The "precision" column is the one the trainer resolved and ran.
 
     .venv/bin/python benchmarks/navigator.py                  # auto: CUDA if present, else CPU tiny
     .venv/bin/python benchmarks/navigator.py --device cpu --iters 10
@@ -28,8 +31,8 @@ from editkit.networks import Generator  # noqa: E402
 from navigator.sensors import random_alexnet  # noqa: E402
 from navigator.train import NavigatorTrainer, TrainConfig  # noqa: E402
 
-REFERENCE = {(512, "binary", "bf16"): 0.187, (512, "prototype", "bf16"): 0.166, (256, "binary", "bf16"): 0.124,
-             (256, "prototype", "bf16"): 0.099, (512, "binary", "fp32"): 0.455, (512, "prototype", "fp32"): 0.346}
+REFERENCE = {(512, "binary", "mixed"): 0.187, (512, "prototype", "mixed"): 0.166, (256, "binary", "mixed"): 0.124,
+             (256, "prototype", "mixed"): 0.099, (512, "binary", "fp32"): 0.455, (512, "prototype", "fp32"): 0.346}
 
 
 def make_generator(res: int, device: torch.device) -> Generator:
@@ -65,8 +68,9 @@ def bench(G, variant: str, K: int, batch: int, precision: str, iters: int, warmu
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         dt = (time.perf_counter() - t0) / iters
+        used = tr.precision
     images = 2.5 * batch if variant == "binary" else 2 * batch
-    return {"s_per_iter": dt, "img_per_s": images / dt, "peak_mb": peak_memory_mb(device)}
+    return {"s_per_iter": dt, "img_per_s": images / dt, "peak_mb": peak_memory_mb(device), "precision": used}
 
 
 def sensor_costs(res: int, batch: int, device: torch.device, iters: int) -> None:
@@ -101,6 +105,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     ap.add_argument("--iters", type=int, default=None, help="timed iterations (default 5 CPU, 20 CUDA)")
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--precision", default=None, choices=["auto", "mixed", "fp32", "bf16"],
+                    help="only this precision (default: CUDA auto=mixed, fp32 and bf16; CPU auto=fp32)")
     ap.add_argument("--resolutions", default=None, help="comma list (default: 16 on CPU, 256,512 on CUDA)")
     ap.add_argument("--sensor-res", type=int, default=None, help="also time each sensor at this resolution "
                     "(default: 64 on CPU, 512 on CUDA; 0 to skip)")
@@ -111,12 +117,13 @@ def main() -> None:
     if device.type == "cpu":
         torch.set_num_threads(1)
         res_list = [int(r) for r in (args.resolutions or "16").split(",")]
-        plans = [(r, v, 4, 4, "fp32") for r in res_list for v in ("binary", "prototype")]
+        plans = [(r, v, 4, 4, args.precision or "auto") for r in res_list for v in ("binary", "prototype")]
         iters = args.iters or 5
     else:
         torch.backends.cudnn.benchmark = True
         res_list = [int(r) for r in (args.resolutions or "256,512").split(",")]
-        plans = [(r, v, 30, 12 if v == "binary" else 10, p) for r in res_list for p in ("bf16", "fp32")
+        precs = [args.precision] if args.precision else ["auto", "fp32", "bf16"]
+        plans = [(r, v, 30, 12 if v == "binary" else 10, p) for r in res_list for p in precs
                  for v in ("binary", "prototype")]
         iters = args.iters or 20
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} thread)"
@@ -129,12 +136,13 @@ def main() -> None:
     for res, variant, K, batch, prec in plans:
         G = gens.setdefault(res, make_generator(res, device))
         r = bench(G, variant, K, batch, prec, iters, args.warmup, device)
-        ref = REFERENCE.get((res, variant, prec)) if device.type == "cuda" else None
+        ref = REFERENCE.get((res, variant, r["precision"])) if device.type == "cuda" else None
         speed = f"{ref / r['s_per_iter']:.2f}x" if ref else "-"
-        print(f"{res:>5} {variant:<10} {K:>3} {batch:>5} {prec:<9} {r['s_per_iter']:>8.4f} {r['img_per_s']:>8.1f} "
+        print(f"{res:>5} {variant:<10} {K:>3} {batch:>5} {r['precision']:<9} {r['s_per_iter']:>8.4f} {r['img_per_s']:>8.1f} "
               f"{r['peak_mb']:>9.0f} {ref if ref else '-':>17} {speed:>8}")
     if device.type == "cpu":
-        print("peak MB on the CPU is the process's peak resident memory.")
+        print("peak MB on the CPU is the process's peak resident memory. The authors' reference numbers are for an "
+              "H200 GPU at 256/512 px: no comparison is possible on the CPU.")
     sres = args.sensor_res if args.sensor_res is not None else (64 if device.type == "cpu" else 512)
     if sres:
         sensor_costs(sres, 4 if device.type == "cpu" else 30, device, 3 if device.type == "cpu" else 10)

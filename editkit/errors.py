@@ -20,6 +20,12 @@ class UsageError(EditkitError):
     exit_code = 2
 
 
+class OutputError(EditkitError):
+    """An output cannot be written: folder missing or read-only, disk full, a folder in the way (exit 2)."""
+
+    exit_code = 2
+
+
 class BadInputError(EditkitError):
     """An input file is unusable (missing, truncated, not an image, no face, wrong format, ...)."""
 

@@ -57,6 +57,11 @@ class Photo:
     exif: bytes | None = None
     icc_profile: bytes | None = None
     info: dict = field(default_factory=dict)
+    xmp: bytes | None = None  # the XMP packet (JPEG APP1, PNG iTXt, WebP chunk or TIFF tag 700)
+    iptc: bytes | None = None  # JPEG: the APP13 (Photoshop 3.0) payload; TIFF: tag 33723
+    alpha: np.ndarray | None = None  # H×W uint8 transparency of RGBA/LA/transparent-palette photos, oriented
+    grayscale: bool = False  # the photo was grayscale: saved back as grayscale
+    text: dict = field(default_factory=dict)  # PNG text chunks (tEXt/iTXt), XMP excepted
 
 
 def read_photo(path: str | Path, limit: int | None = None) -> Photo:
@@ -98,7 +103,9 @@ def read_photo(path: str | Path, limit: int | None = None) -> Photo:
             im.load()
             exif = im.getexif()
             icc = im.info.get("icc_profile")
+            meta = _read_metadata(im)
             im = ImageOps.exif_transpose(im)
+            meta["alpha"] = _alpha(im)
             array = to_rgb_array(im)
     except BadInputError:
         raise
@@ -121,7 +128,51 @@ def read_photo(path: str | Path, limit: int | None = None) -> Photo:
             exif_bytes = exif.tobytes()
         except Exception:  # noqa: BLE001 - odd EXIF blocks are dropped, never fatal
             exif_bytes = None
-    return Photo(array=array, path=p, format=fmt, exif=exif_bytes, icc_profile=icc)
+    return Photo(array=array, path=p, format=fmt, exif=exif_bytes, icc_profile=icc, **meta)
+
+
+_GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+_XMP_PNG_KEY = "XML:com.adobe.xmp"
+
+
+def _read_metadata(im: Image.Image) -> dict:
+    """XMP, IPTC, PNG text chunks and whether the photo is grayscale (before any conversion)."""
+    xmp = im.info.get("xmp") or im.info.get(_XMP_PNG_KEY)
+    iptc = None
+    if im.format == "JPEG":
+        for marker, data in getattr(im, "applist", []):
+            if marker == "APP13" and data.startswith(b"Photoshop 3.0\x00"):
+                iptc = data
+                break
+    elif im.format == "TIFF":
+        tags = getattr(im, "tag_v2", {})
+        xmp = xmp or tags.get(700)
+        raw = tags.get(33723)
+        if raw is not None:
+            iptc = bytes(raw) if not isinstance(raw, (tuple, list)) else b"".join(
+                v if isinstance(v, bytes) else bytes([v]) for v in raw)
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    text = {}
+    if im.format == "PNG":
+        text = {k: v for k, v in getattr(im, "text", {}).items() if k != _XMP_PNG_KEY and isinstance(v, str)}
+    gray = im.mode in _GRAY_MODES or (im.mode == "P" and _palette_is_gray(im))
+    return {"xmp": bytes(xmp) if xmp else None, "iptc": iptc, "grayscale": gray, "text": text}
+
+
+def _palette_is_gray(im: Image.Image) -> bool:
+    pal = im.getpalette() or []
+    rgb = np.asarray(pal[: 3 * 256], dtype=np.int16).reshape(-1, 3)
+    return bool(len(rgb)) and bool((rgb.max(1) - rgb.min(1) <= 2).all())
+
+
+def _alpha(im: Image.Image) -> np.ndarray | None:
+    """The transparency channel (oriented like the pixels), or None when the photo is fully opaque."""
+    has = im.mode in ("RGBA", "LA", "La", "RGBa", "PA") or "transparency" in im.info
+    if not has:
+        return None
+    a = np.array(im.convert("RGBA"))[..., 3]
+    return None if bool((a == 255).all()) else a
 
 
 def load_photo(path: str | Path) -> np.ndarray:
@@ -179,16 +230,75 @@ def save_image(path: str | Path, array: np.ndarray, like: Photo | None = None, q
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise UsageError(f"save_image expects H×W×3 pixels, got shape {arr.shape}", p)
     im = Image.fromarray(arr)
-    if fmt == "JPEG" and im.mode == "RGBA":
-        im = im.convert("RGB")
     kwargs: dict = {}
     if fmt in ("JPEG", "WEBP"):
         kwargs["quality"] = quality
     if like is not None:
-        if like.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
-            kwargs["exif"] = like.exif
-        if like.icc_profile and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
-            kwargs["icc_profile"] = like.icc_profile
+        im = _like_mode(im, like, fmt)
+        kwargs.update(_metadata_kwargs(like, fmt))
+    if fmt == "JPEG" and im.mode in ("RGBA", "LA"):
+        im = im.convert("RGB" if im.mode == "RGBA" else "L")
     with atomic_path(p) as tmp:
         im.save(tmp, format=fmt, **kwargs)
+        if like is not None and like.iptc and fmt == "JPEG":
+            _insert_jpeg_app13(tmp, like.iptc)
     return p
+
+
+_ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
+
+
+def _like_mode(im: Image.Image, like: Photo, fmt: str) -> Image.Image:
+    """Grayscale photos come back grayscale; transparent ones keep their alpha where the format holds it."""
+    if im.mode not in ("RGB", "RGBA"):
+        return im
+    alpha = like.alpha if like.alpha is not None and like.alpha.shape == (im.height, im.width) else None
+    if like.grayscale:
+        im = im.convert("RGB").convert("L")
+    if alpha is not None and fmt in _ALPHA_FORMATS:
+        im = im.copy()
+        im.putalpha(Image.fromarray(alpha))
+    return im
+
+
+def _metadata_kwargs(like: Photo, fmt: str) -> dict:
+    kw: dict = {}
+    if like.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        kw["exif"] = like.exif
+    if like.icc_profile and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        kw["icc_profile"] = like.icc_profile
+    if fmt in ("JPEG", "WEBP") and like.xmp:
+        kw["xmp"] = like.xmp
+    if fmt == "PNG" and (like.xmp or like.text):
+        from PIL import PngImagePlugin
+
+        info = PngImagePlugin.PngInfo()
+        for k, v in like.text.items():
+            info.add_itxt(k, v)
+        if like.xmp:
+            info.add_itxt(_XMP_PNG_KEY, like.xmp.decode("utf-8", "replace"), zip=False)
+        kw["pnginfo"] = info
+    if fmt == "TIFF" and (like.xmp or like.iptc):
+        from PIL import TiffImagePlugin
+
+        tags = TiffImagePlugin.ImageFileDirectory_v2()
+        if like.xmp:
+            tags[700] = like.xmp
+            tags.tagtype[700] = 1  # BYTE
+        if like.iptc and like.format == "TIFF":
+            tags[33723] = like.iptc
+            tags.tagtype[33723] = 7  # UNDEFINED
+        kw["tiffinfo"] = tags
+    return kw
+
+
+def _insert_jpeg_app13(path: Path, payload: bytes) -> None:
+    """Put an APP13 (IPTC) segment into a JPEG file after its SOI and APPn header segments."""
+    data = Path(path).read_bytes()
+    if len(payload) > 65533 or data[:2] != b"\xff\xd8":
+        return
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF and 0xE0 <= data[pos + 1] <= 0xEF:
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    seg = b"\xff\xed" + (len(payload) + 2).to_bytes(2, "big") + payload
+    Path(path).write_bytes(data[:pos] + seg + data[pos:])

@@ -18,7 +18,8 @@ from typing import Callable
 
 from .atomic import atomic_path, atomic_write_text
 from .bundle import MANIFEST, Bundle, file_entry, is_bundle, load_bundle, sha256_file, verify_bundle, write_manifest
-from .errors import BadInputError, CheckpointError, EditkitError, MissingWeightsError, UsageError
+from .errors import (BadInputError, CheckpointError, EditkitError, MissingWeightsError, UnsafeCheckpointError,
+                     UsageError)
 
 ENV_HOME = "EDITKIT_HOME"
 BUNDLED_NAME = "bundled"
@@ -190,13 +191,20 @@ def probe_weights(path: str | Path, kind: str | None = None) -> tuple[str, dict]
     for k in kinds:
         try:
             return k, _LOADERS[k](p)
+        except UnsafeCheckpointError as exc:  # the reason (a forbidden global) matters more than the kind
+            raise UnsafeCheckpointError(_strip_path(str(exc), p), p) from None
         except EditkitError as exc:
-            errors.append(f"{k}: {exc}")
+            errors.append(f"{k}: {_strip_path(str(exc), p)}")
         except Exception as exc:  # noqa: BLE001 - a reader failed on a foreign file
             errors.append(f"{k}: {type(exc).__name__}: {exc}")
     if kind:
         raise CheckpointError(f"does not load as a {kind} ({errors[0]})", p)
-    raise CheckpointError("does not load as a generator, encoder or navigator", p)
+    raise CheckpointError(f"does not load as a generator, encoder or navigator ({errors[0][:200]})", p)
+
+
+def _strip_path(message: str, path: Path) -> str:
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
 
 
 def _probe_generator(p: Path) -> dict:

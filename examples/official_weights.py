@@ -42,4 +42,12 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from editkit.errors import EditkitError
+
+    try:
+        main()
+    except EditkitError as exc:  # a missing or bad file: one line, no traceback
+        print(f"official_weights.py: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)

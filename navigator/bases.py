@@ -64,7 +64,12 @@ def _covariance_pca(sum_w: torch.Tensor, sum_ww: torch.Tensor, n: int) -> tuple[
 @torch.no_grad()
 def pca_basis(G: torch.nn.Module, n_samples: int = DEFAULT_PCA_SAMPLES, batch_size: int = 4096, seed: int = 0,
               cache: bool = True, progress: bool = False) -> PCABasis:
-    """PCA of W from ``n_samples`` mapped codes; cached per generator under :func:`cache_dir` ``/pca``."""
+    """PCA of W from ``n_samples`` mapped codes; cached per generator under :func:`cache_dir` ``/pca``.
+
+    Streamed: float64 sums of w and wwᵀ over batches, then an exact ``eigh`` of the covariance, so the
+    authors' 1,000,000 samples (their ``torch.pca_lowrank(q=w_dim)``, an exact SVD at that rank) need
+    O(w_dim²) memory, not a 10⁶ × w_dim matrix. Same result as the SVD of all samples at once.
+    """
     if n_samples < 2:
         raise UsageError("PCA needs at least 2 samples")
     path = cache_dir() / "pca" / f"{mapping_fingerprint(G)[:24]}-n{n_samples}-s{seed}.safetensors"
@@ -105,9 +110,10 @@ def pca_basis(G: torch.nn.Module, n_samples: int = DEFAULT_PCA_SAMPLES, batch_si
 
 
 def sefa_directions(affine_weights: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """SeFa closed form: eigenvectors of AᵀA, A = all style-affine weights stacked ([sum C, w_dim]),
+    """SeFa closed form: eigenvectors of AᵀA, A = the given style-affine weights stacked ([sum C, w_dim]),
     each style channel's weight vector unit-normalised. Returns (vectors [w_dim, w_dim] as columns,
-    eigenvalues), sorted by eigenvalue, descending."""
+    eigenvalues), sorted by eigenvalue, descending (float64 ``eigh``; the authors' float32
+    ``np.linalg.eig`` returns nearly the same order, with neighbours of almost equal eigenvalue swapped)."""
     if not affine_weights:
         raise UsageError("SeFa needs at least one style-affine weight")
     A = torch.cat([w.detach().double().cpu() for w in affine_weights], dim=0)
@@ -144,15 +150,16 @@ def ganspace(G: torch.nn.Module | None = None, num_directions: int = 30, layers:
 
 
 def sefa(G: torch.nn.Module, num_directions: int = 30, layers: Sequence[int] | None = None) -> Navigator:
-    """SeFa baseline: u_k = k-th eigenvector of AᵀA over every style-affine weight; uniform attention
-    over W+ ``layers`` (all if None)."""
-    vecs, _ = sefa_directions(G.affine_weights())
+    """SeFa baseline: u_k = k-th eigenvector of AᵀA over the style affines the authors select (every
+    conv affine and only the last toRGB: :meth:`Generator.affine_weights`); uniform attention over W+
+    ``layers`` (all if None)."""
+    vecs, _ = sefa_directions(G.affine_weights(torgb="last"))
     _check_k(num_directions, vecs.shape[1], "SeFa")
     L = G.num_ws
     return Navigator(num_directions, L, G.w_dim, direction_mode="fixed", attention_mode="fixed",
                      fixed_directions=vecs[:, :num_directions].T,
                      fixed_attention=uniform_attention(num_directions, L, layers),
-                     info={"method": "sefa", "layers": list(layers) if layers is not None else None})
+                     info={"method": "sefa", "affines": "convs+last-torgb", "layers": list(layers) if layers is not None else None})
 
 
 def with_learned_attention(nav: Navigator, seed: int | None = None) -> Navigator:

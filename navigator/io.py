@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -9,6 +10,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file, safe_open
 
 from editkit.atomic import atomic_path
+from editkit.checkpoints.validate import check_tensors
 from editkit.errors import CheckpointError
 
 from .model import Navigator
@@ -48,6 +50,7 @@ def load_navigator(path: str | Path, device: str | torch.device = "cpu") -> Navi
     """Load a navigator written by :func:`save_navigator`."""
     cfg = read_navigator_config(path)
     tensors = load_file(str(path), device="cpu")
+    check_tensors(tensors, path, "navigator")  # finite, numeric tensors (a damaged file fails here)
     kwargs = dict(
         num_directions=cfg["num_directions"], num_ws=cfg["num_ws"], w_dim=cfg["w_dim"],
         direction_mode=cfg["direction_mode"], attention_mode=cfg["attention_mode"],
@@ -64,4 +67,6 @@ def load_navigator(path: str | Path, device: str | torch.device = "cpu") -> Navi
         nav.load_state_dict(tensors, strict=True)
     except Exception as exc:  # noqa: BLE001 - any mismatch means a damaged file
         raise CheckpointError(f"navigator weights do not match its config ({exc})", path=path) from None
+    if not all(math.isfinite(float(v)) for pair in nav.strength_range for v in pair):
+        raise CheckpointError("navigator config holds a non-finite recommended strength range", path=path)
     return nav.to(device)

@@ -13,8 +13,14 @@ import torch.nn.functional as F
 
 MASK_EPS = 1e-6   # min-max normalisation of the focus mask
 SIM_EPS = 1e-6    # Σ mask in the similarity denominator
-COS_EPS = 1e-8    # per-position norms in the cosine
+COS_EPS = 1e-8    # per-position norms in the binary loss's cosine (nn.CosineSimilarity: max(||x||, eps))
+PROTO_EPS = 1e-6  # per-position normalisation in the prototype loss's cosine (x / (||x|| + 1e-6), the authors')
 FEAT_EPS = 1e-10  # per-position L2 normalisation of features (LPIPS convention)
+
+
+def _at_least_f32(x: torch.Tensor) -> torch.Tensor:
+    """Losses run in float32 (half-precision sensor outputs are upcast); float64 stays float64."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 def focus_mask(delta: torch.Tensor) -> torch.Tensor:
@@ -50,14 +56,20 @@ def variation_similarity(deltas_a: Sequence[torch.Tensor], deltas_b: Sequence[to
 
 
 def similarity_matrix(deltas: Sequence[torch.Tensor], prototypes: Sequence[torch.Tensor]) -> torch.Tensor:
-    """[B, K]: σ(Δ_i, Π_k) summed over layers; Π_k is resized (bilinear) to each layer's size."""
+    """[B, K]: σ(Δ_i, Π_k) summed over layers; Π_k is resized (bilinear) to each layer's size.
+
+    The focus masks come from the raw Δ_i and Π_k; the per-position normalisation x / (||x|| + 1e-6)
+    happens only inside the cosine (the authors' ``memcont_utils.extract_loss_L_by_maskdiff``).
+    """
     total = None
     for d, p in zip(deltas, prototypes):
         if p.shape[-2:] != d.shape[-2:]:
             p = F.interpolate(p, size=d.shape[-2:], mode="bilinear", align_corners=False)
         md, mp = focus_mask(d), focus_mask(p)                      # [B,H,W], [K,H,W]
         M = md[:, None] * mp[None]                                 # [B,K,H,W]
-        c = torch.einsum("bchw,kchw->bkhw", _unit(d), _unit(p))
+        du = d / (torch.linalg.vector_norm(d, dim=1, keepdim=True) + PROTO_EPS)
+        pu = p / (torch.linalg.vector_norm(p, dim=1, keepdim=True) + PROTO_EPS)
+        c = torch.einsum("bchw,kchw->bkhw", du, pu)
         s = (M * c).pow(2).sum(dim=(2, 3)) / (M.sum(dim=(2, 3)) + SIM_EPS)
         total = s if total is None else total + s
     return total
@@ -105,7 +117,7 @@ def binary_loss(features: Sequence[torch.Tensor]) -> torch.Tensor:
     """Mean over pairs of −σ(Δ_q, Δ_+) + σ(Δ_q, Δ_−), from sensor features of the :func:`binary_codes` images."""
     dq, dp, dn = [], [], []
     for f in features:
-        base_a, base_b, q, pos, neg = f.float().chunk(5, dim=0)
+        base_a, base_b, q, pos, neg = _at_least_f32(f).chunk(5, dim=0)
         dq.append(q - base_a)
         dp.append(pos - base_b)
         dn.append(neg - base_b)
@@ -139,15 +151,16 @@ def prototype_loss(features: Sequence[torch.Tensor], prototype_features: Sequenc
                    q: torch.Tensor) -> torch.Tensor:
     """−mean_i S[i, q_i] + mean_{i, k≠q_i} S[i, k].
 
-    ``features``: sensor maps of the :func:`prototype_codes` images (plus half, then minus half);
-    the variation is taken between per-position L2-normalised maps. Prototype maps enter raw (their
-    own norm is their focus mask; normalising them would make that mask constant).
+    ``features``: sensor maps of the :func:`prototype_codes` images (plus half, then minus half).
+    The variation is the **raw** difference plus − minus (contrafeat.md §4): normalising the maps
+    before differencing gives a different gradient, and a huge one wherever a map is zero across
+    channels. Prototype maps enter raw too; :func:`similarity_matrix` normalises inside the cosine.
     """
     deltas = []
     for f in features:
-        plus, minus = f.float().chunk(2, dim=0)
-        deltas.append(normalize_features(plus) - normalize_features(minus))
-    S = similarity_matrix(deltas, [p.float() for p in prototype_features])   # [B, K]
+        plus, minus = _at_least_f32(f).chunk(2, dim=0)
+        deltas.append(plus - minus)
+    S = similarity_matrix(deltas, [_at_least_f32(p) for p in prototype_features])   # [B, K]
     q = q.to(S.device)
     onehot = F.one_hot(q, S.shape[1]).bool()
     pos = S[onehot].mean()

@@ -74,38 +74,86 @@ def attribute_responses(G, nav: Navigator, predictor: Predictor, n_samples: int 
     return r.float()
 
 
-def normalized_responses(R: torch.Tensor) -> torch.Tensor:
-    """|R| with each row divided by its maximum (rows that are all zero stay zero)."""
-    A = R.abs().float()
-    m = A.max(dim=1, keepdim=True).values
-    return torch.where(m > 0, A / m.clamp_min(1e-30), torch.zeros_like(A))
+#: The authors summarise the first 30 directions (``eval_nav_nb_table2.ipynb``, cell 9).
+PAPER_TOP = 30
+#: The evaluation protocol of the paper's tables (``eval_nav_nb_table2.ipynb``, cells 8-12).
+PAPER_PROTOCOL = {"samples": 500, "truncation": 0.5, "noise": "const", "strength": 0.1, "top": PAPER_TOP,
+                  "attributes": 24,
+                  "predictor": "the authors' ResNet-50 regressing 24 face attributes (not published as weights)"}
 
 
-def disentanglement_score(R: torch.Tensor, top: int | None = None) -> float:
-    """Mean over the first ``top`` directions of 1 − (second-largest normalised response).
+def protocol_note(predictor: str, n_attributes: int, samples: int, truncation: float, strength: float,
+                  top: int | None, statistic: str = "mean") -> dict:
+    """What an evaluation measured and how it differs from the paper's protocol (:data:`PAPER_PROTOCOL`).
 
-    A direction with no response at all counts 0.
+    Scores are only the paper's numbers with the authors' attribute predictor and settings; with any
+    other predictor (or attribute count) they rank methods on this predictor, nothing more.
     """
-    N = normalized_responses(R[:top] if top else R)
+    diff = []
+    P = PAPER_PROTOCOL
+    if samples != P["samples"]:
+        diff.append(f"{samples} samples (paper {P['samples']})")
+    if truncation != P["truncation"]:
+        diff.append(f"truncation {truncation} (paper {P['truncation']})")
+    if strength != P["strength"]:
+        diff.append(f"strength {strength} (paper {P['strength']})")
+    if top != P["top"]:
+        diff.append(f"first {top or 'all'} directions (paper {P['top']})")
+    if n_attributes != P["attributes"]:
+        diff.append(f"{n_attributes} attributes (paper {P['attributes']})")
+    if statistic != "mean":
+        diff.append(f"responses as {statistic} (paper: raw mean differences)")
+    text = (f"attribute predictor: {predictor} ({n_attributes} attributes). These are NOT the paper's numbers: the "
+            f"paper used {P['predictor']}; compare only with scores from the same predictor and settings.")
+    return {"predictor": predictor, "attributes": n_attributes, "paper_numbers": False,
+            "differences_from_paper_protocol": diff, "note": text}
+
+
+def normalized_responses(R: torch.Tensor) -> torch.Tensor:
+    """|R| with each row divided by its maximum (float64; rows that are all zero stay zero)."""
+    A = R.abs().double()
+    m = A.max(dim=1, keepdim=True).values
+    return torch.where(m > 0, A / m.clamp_min(1e-300), torch.zeros_like(A))
+
+
+def _first(R: torch.Tensor, top: int | None) -> torch.Tensor:
+    if top is not None and top < 1:
+        raise ValueError(f"top must be >= 1 or None, got {top}")
+    return R if top is None else R[:top]
+
+
+def disentanglement_score(R: torch.Tensor, top: int | None = PAPER_TOP) -> float:
+    """Mean over the first ``top`` directions (the authors: 30; None: all) of largest − second-largest
+    normalised response, i.e. 1 − second largest (a row whose maximum is tied scores 0).
+
+    A direction with no response at all counts 0 (the authors' code would give NaN).
+    """
+    N = normalized_responses(_first(R, top))
     if N.shape[1] < 2:
         return 1.0
-    second = N.topk(2, dim=1).values[:, 1]
-    dead = N.max(dim=1).values == 0
-    return float(torch.where(dead, torch.zeros_like(second), 1 - second).mean())
+    top2 = N.topk(2, dim=1).values
+    dead = top2[:, 0] == 0
+    return float(torch.where(dead, torch.zeros_like(top2[:, 0]), top2[:, 0] - top2[:, 1]).mean())
 
 
-def discovered_attributes(R: torch.Tensor, top: int | None = None) -> int:
+def discovered_mask(R: torch.Tensor, top: int | None = PAPER_TOP) -> torch.Tensor:
+    """[A] bool: attribute j is the largest response (normalised value == 1) of at least one of the
+    first ``top`` directions; every attribute tied for a row's maximum counts (the authors' rule).
+    Directions with no response are ignored."""
+    N = normalized_responses(_first(R, top))
+    return (N == 1.0).any(dim=0)
+
+
+def discovered_attributes(R: torch.Tensor, top: int | None = PAPER_TOP) -> int:
     """Number of distinct attributes that are the largest response of at least one of the first
-    ``top`` directions (directions with no response are ignored)."""
-    A = R[:top] if top else R
-    A = A.abs()
-    alive = A.max(dim=1).values > 0
-    return len(set(int(i) for i in A.argmax(dim=1)[alive]))
+    ``top`` directions (the authors: 30; ties all count, see :func:`discovered_mask`)."""
+    return int(discovered_mask(R, top).sum())
 
 
-def summarize(R: torch.Tensor, names: Sequence[str], order: Sequence[int] | None = None, top: int | None = None,
+def summarize(R: torch.Tensor, names: Sequence[str], order: Sequence[int] | None = None, top: int | None = PAPER_TOP,
               per_direction: int = 3) -> dict:
-    """The evaluation record: scores, per-direction top attributes and the matrices (JSON-able)."""
+    """The evaluation record: scores over the first ``top`` directions of ``order`` (the authors: 30),
+    per-direction top attributes and the matrices (JSON-able)."""
     order = list(range(R.shape[0])) if order is None else list(order)
     Ro = R[order]
     N = normalized_responses(Ro)
@@ -117,7 +165,8 @@ def summarize(R: torch.Tensor, names: Sequence[str], order: Sequence[int] | None
                              for j in idx.tolist()]})
     return {"disentanglement_score": disentanglement_score(Ro, top),
             "discovered_attributes": discovered_attributes(Ro, top),
-            "top": top or R.shape[0], "order": order, "attributes": list(names),
+            "top": min(top, R.shape[0]) if top else R.shape[0], "order": order,
+            "discovered": [names[j] for j in torch.nonzero(discovered_mask(Ro, top)).flatten().tolist()], "attributes": list(names),
             "responses": Ro.tolist(), "normalized": N.tolist(), "directions": rows}
 
 

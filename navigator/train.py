@@ -1,5 +1,6 @@
 """Navigator training (contrafeat.md §4): style-mixed codes, random noise, binary or prototype loss
-plus diversity, Adam(β=(0, 0.99)), NaN-safe steps, exact resume, mixed precision on CUDA, and
+plus diversity, Adam(β=(0, 0.99)), NaN-safe steps, exact resume, the authors' mixed precision on CUDA
+(the generator's own float16 blocks, sensor and loss in float32; bf16 autocast on request), and
 DistributedDataParallel under ``torchrun`` (NCCL on GPUs, gloo on the CPU).
 
 Every random draw of an iteration (codes, directions, strengths, the mirror coin) comes from one
@@ -17,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -40,6 +42,41 @@ STATE_FILE = "training-state.safetensors"
 RESUME_KEYS = ("variant", "num_directions", "directions", "num_components", "batch", "lr", "div_lambda", "sigma",
                "n_colors", "noise_mode", "sensor", "sensor_seed", "seed", "pca_samples")
 FINAL_FILE = "navigator.safetensors"
+PRECISIONS = ("auto", "mixed", "fp32", "bf16")
+#: Gradient clean-up before each step (the authors': NaN -> 0, +-inf -> +-1e5).
+GRAD_POSINF = 1e5
+
+
+def resolve_precision(precision: str, device_type: str) -> str:
+    """The precision a run uses: ``'mixed'`` (the authors': the generator's own ``num_fp16_res``
+    blocks in float16, the rest of it, the sensor and the loss in float32), ``'fp32'`` or ``'bf16'``
+    (bfloat16 autocast over generator and sensor, only when asked). ``'auto'``: mixed on CUDA,
+    fp32 on the CPU."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "mixed" if device_type == "cuda" else "fp32"
+    return precision
+
+
+def clean_gradients(params) -> None:
+    """NaN -> 0, +inf -> 1e5, -inf -> -1e5 on every gradient, in place."""
+    for p in params:
+        if p.grad is not None:
+            torch.nan_to_num_(p.grad, nan=0.0, posinf=GRAD_POSINF, neginf=-GRAD_POSINF)
+
+
+PAPER_PCA_SAMPLES = 1_000_000
+#: The settings of the authors' published runs (contrafeat.md §8). n_colors 0 = one z per W+ layer.
+PRESETS: dict[str, dict] = {
+    "paper-binary": dict(variant="binary", num_directions=30, num_components=100, batch=12, kimg=200.0, sigma=1.0,
+                         n_colors=2, lr=0.05, div_lambda=0.1, pca_samples=PAPER_PCA_SAMPLES),
+    "paper-prototype": dict(variant="prototype", num_directions=30, num_components=100, batch=10, kimg=200.0,
+                            sigma=1.0, n_colors=2, lr=0.05, div_lambda=0.1, pca_samples=PAPER_PCA_SAMPLES),
+    "paper-real-image": dict(variant="binary", num_directions=64, num_components=300, batch=8, kimg=200.0,
+                             sigma=0.5, n_colors=0, lr=0.1, div_lambda=0.01, pca_samples=PAPER_PCA_SAMPLES),
+}
+PRESET_ALIASES = {"paper": "paper-binary", "final": "paper-real-image"}
 
 
 @dataclass
@@ -58,7 +95,7 @@ class TrainConfig:
     n_colors: int = 2                  # style-mixing segments (0: one per W+ layer, the final model's setting)
     pca_samples: int = DEFAULT_PCA_SAMPLES
     noise_mode: str = "random"
-    precision: str = "auto"            # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    precision: str = "auto"            # auto | mixed | fp32 | bf16 (see resolve_precision)
     sensor: str = "alexnet"
     sensor_seed: int = 0
     seed: int = 0
@@ -77,19 +114,19 @@ class TrainConfig:
             raise UsageError(f"--batch must be a positive even number for the binary variant, got {self.batch}")
         if self.kimg <= 0 or self.lr <= 0 or self.sigma <= 0 or self.n_colors < 0:
             raise UsageError("kimg, lr, sigma must be positive and n_colors >= 0")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise UsageError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.noise_mode not in ("random", "const", "none"):
             raise UsageError(f"noise_mode must be random, const or none, got {self.noise_mode!r}")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "TrainConfig":
-        """'paper' (the tables' setting) or 'final' (the authors' real-image model: K=64, lr 0.1,
-        diversity 0.01, σ 0.5, one style-mixing segment per layer); ``overrides`` win."""
-        presets = {"paper": {}, "final": dict(num_directions=64, lr=0.1, div_lambda=0.01, sigma=0.5, n_colors=0)}
-        if name not in presets:
-            raise UsageError(f"unknown preset {name!r}; choose paper or final")
-        return cls(**{**presets[name], **overrides})
+        """The authors' published runs (contrafeat.md §8, :data:`PRESETS`); ``overrides`` win.
+        ``'paper'`` and ``'final'`` are the older names of paper-binary and paper-real-image."""
+        name = PRESET_ALIASES.get(name, name)
+        if name not in PRESETS:
+            raise UsageError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
 
     @property
     def total_iterations(self) -> int:
@@ -126,18 +163,25 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
 
 # -- codes ------------------------------------------------------------------------------------------
 
+def color_cuts(num_ws: int, n_colors: int) -> list[int]:
+    """Segment boundaries of the style-mixed codes: ``int(linspace(0, L, n + 1))``, the authors'
+    ``get_color_cuts``, so uneven segments put the longer ones last (L=16, n=5: 3,3,3,3,4)."""
+    return [int(c) for c in np.linspace(0, num_ws, n_colors + 1)]
+
+
 @torch.no_grad()
 def style_mixed_codes(G, z: torch.Tensor) -> torch.Tensor:
     """z [B, n_colors, z_dim] -> W+ [B, L, w_dim]: the L layers are split into n_colors contiguous
-    segments, segment c takes mapping(z[:, c]) (no truncation)."""
-    n = z.shape[1]
-    segments = torch.tensor_split(torch.arange(G.num_ws), min(n, G.num_ws))
+    segments at :func:`color_cuts`, segment c takes mapping(z[:, c]) (no truncation)."""
+    cuts = color_cuts(G.num_ws, z.shape[1])
     ws = None
-    for c, seg in enumerate(segments):
+    for c in range(z.shape[1]):
+        if cuts[c + 1] == cuts[c]:
+            continue                      # more colours than layers: an empty segment
         wc = G.mapping(z[:, c], truncation_psi=1.0)
         if ws is None:
             ws = wc.clone()
-        ws[:, seg] = wc[:, seg]
+        ws[:, cuts[c]:cuts[c + 1]] = wc[:, cuts[c]:cuts[c + 1]]
     return ws
 
 
@@ -153,9 +197,9 @@ class _Trainable(nn.Module):
         return self.nav.offsets(), self.prototypes
 
 
-def _initial_navigator(G, cfg: TrainConfig) -> Navigator:
+def _initial_navigator(G, cfg: TrainConfig, progress: bool = False) -> Navigator:
     if cfg.directions in ("pca", "free"):
-        basis = pca_basis(G, cfg.pca_samples) if cfg.directions == "pca" else None
+        basis = pca_basis(G, cfg.pca_samples, progress=progress) if cfg.directions == "pca" else None
         return contrafeat_navigator(G, cfg.num_directions, cfg.num_components, basis=basis,
                                     seed=cfg.seed, free=cfg.directions == "free")
     base = ganspace(G, cfg.num_directions, n_samples=cfg.pca_samples) if cfg.directions == "ganspace" \
@@ -182,7 +226,7 @@ class NavigatorTrainer:
         self.sensor = (sensor if sensor is not None else
                        build_sensor(cfg.sensor, sensor_weights, discriminator, cfg.sensor_seed)).to(self.device)
         self.sensor.requires_grad_(False)
-        self.nav = (nav if nav is not None else _initial_navigator(G, cfg)).to(self.device)
+        self.nav = (nav if nav is not None else _initial_navigator(G, cfg, progress and self.rank == 0)).to(self.device)
         if not any(p.requires_grad for p in self.nav.parameters()):
             raise UsageError("this navigator has nothing to train (fixed directions and attention)")
         self.nav.info.update({"variant": cfg.variant, "sensor": getattr(self.sensor, "name", cfg.sensor),
@@ -205,7 +249,10 @@ class NavigatorTrainer:
         torch.manual_seed(cfg.seed * 1000 + self.rank)  # generator noise stream of this process
         self.iteration = 0
         self.progress = progress and self.rank == 0
-        self.use_bf16 = self.device.type == "cuda" and cfg.precision in ("auto", "bf16")
+        self.precision = resolve_precision(cfg.precision, self.device.type)
+        self.use_bf16 = self.precision == "bf16"
+        self.g_half = torch.float16 if self.precision == "mixed" else None
+        self.nav.info["precision"] = self.precision
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True   # fixed shapes every iteration
         self.grid_ws = None
@@ -239,7 +286,21 @@ class NavigatorTrainer:
         cfg = self.cfg
         offsets, proto = (self.ddp or self.module)()
         ws = style_mixed_codes(self.G, z.to(self.device))
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_bf16):
+        settable = hasattr(self.G, "set_precision")
+        prev_half = getattr(self.G.synthesis, "half_dtype", None)
+        if settable:
+            self.G.set_precision(self.g_half)   # mixed: the generator's own float16 blocks
+        try:
+            main = self._main_loss(ws, offsets, proto, draw, noise_mode)
+        finally:
+            if settable:
+                self.G.set_precision(prev_half)
+        div = losses.diversity_loss(offsets.float()) if cfg.div_lambda else offsets.new_zeros(())
+        return main.float() + cfg.div_lambda * div
+
+    def _main_loss(self, ws, offsets, proto, draw, noise_mode: str) -> torch.Tensor:
+        cfg = self.cfg
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
             if cfg.variant == "binary":
                 codes = losses.binary_codes(ws, offsets, draw)
                 n_base = ws.shape[0]             # the unedited images need no gradient: no backward pass
@@ -252,8 +313,7 @@ class NavigatorTrainer:
                 feats = self.sensor(self.G.synthesis(codes, noise_mode=noise_mode))
                 pfeats = self.sensor(losses.prototype_images(proto, draw["mirror"]))
                 main = losses.prototype_loss(feats, pfeats, draw["q"])
-        div = losses.diversity_loss(offsets.float()) if cfg.div_lambda else offsets.new_zeros(())
-        return main.float() + cfg.div_lambda * div
+        return main
 
     def step(self) -> float:
         """One optimisation step; returns the (process-local) loss."""
@@ -263,9 +323,7 @@ class NavigatorTrainer:
         self.opt.zero_grad(set_to_none=True)
         loss = self._loss(z, draw, self.cfg.noise_mode)
         loss.backward()
-        for p in self.module.parameters():
-            if p.grad is not None:
-                torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+        clean_gradients(self.module.parameters())
         self.opt.step()
         self.iteration += 1
         return float(loss.detach())

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from editkit.render import bounce, to_uint8
 from editkit.render import save_gif as write_gif
 
-from .losses import layer_similarity, normalize_features
+from .losses import SIM_EPS, focus_mask, normalize_features
 from .model import Navigator
 
 
@@ -127,35 +127,47 @@ def order_by_magnitude(magnitudes: torch.Tensor) -> list[int]:
     return [int(i) for i in torch.argsort(magnitudes, descending=True, stable=True)]
 
 
+def layer_similarity(delta_a: torch.Tensor, delta_b: torch.Tensor) -> torch.Tensor:
+    """De-duplication similarity at one layer, [B] (the authors' ``generate_discover_trav.get_sim``):
+    Σ_hw cos²·M / (Σ_hw M + 1e-6), M = m_a ⊙ m_b the min-max focus masks, cos the per-position
+    channel cosine. Unlike the training loss's (M·cos)², the mask weights the squared cosine."""
+    M = focus_mask(delta_a) * focus_mask(delta_b)
+    c2 = F.cosine_similarity(delta_a, delta_b, dim=1).square()
+    return (c2 * M).sum(dim=(1, 2)) / (M.sum(dim=(1, 2)) + SIM_EPS)
+
+
 @torch.no_grad()
 def variation_overlap(G, nav: Navigator, ws: torch.Tensor, sensor: Callable, strength: float = 1.0,
                       noise_mode: str = "const") -> torch.Tensor:
-    """[K, K]: mean over codes and over sensor layers of σ(Δ_j, Δ_k), Δ_k the variation between
-    G(w + s/2·D_k) and G(w − s/2·D_k), divided by sqrt(σ(Δ_j, Δ_j)·σ(Δ_k, Δ_k)) so that a direction
-    scores 1 against itself (and a duplicate close to 1)."""
+    """[K, K]: :func:`layer_similarity` of the variations Δ_k = S(G(w + s·D_k)) − S(G(w)) (last minus
+    middle frame of a traversal, as the authors), summed over the sensor layers and averaged over
+    the codes ``ws``. A direction scores the number of layers against itself; duplicates score high."""
     w = _as_batch(ws)
+    base = [f.float() for f in sensor(G.synthesis(w, noise_mode=noise_mode))]
     deltas = []
     for k in range(nav.num_directions):
-        imgs = G.synthesis(torch.cat([nav.edit(w, k, strength / 2), nav.edit(w, k, -strength / 2)]),
-                           noise_mode=noise_mode)
-        deltas.append([a - b for a, b in (f.float().chunk(2) for f in sensor(imgs))])
+        edited = sensor(G.synthesis(nav.edit(w, k, strength), noise_mode=noise_mode))
+        deltas.append([e.float() - b for e, b in zip(edited, base)])
     K = nav.num_directions
-    out = torch.zeros(K, K)
+    out = torch.zeros(K, K, dtype=torch.float64)
     for j in range(K):
-        for k in range(K):
-            if j <= k:
-                sims = [layer_similarity(a, b).mean() for a, b in zip(deltas[j], deltas[k])]
-                out[j, k] = out[k, j] = (sum(sims) / len(sims)).cpu()
-    d = out.diag().clamp_min(1e-12).sqrt()
-    return out / (d[:, None] * d[None, :])
+        for k in range(j, K):
+            v = sum(layer_similarity(a, b).double().mean() for a, b in zip(deltas[j], deltas[k])).cpu()
+            out[j, k] = out[k, j] = v
+    return out
 
 
-def remove_near_duplicates(overlap: torch.Tensor, order: Sequence[int] | None = None, threshold: float = 0.5) -> list[int]:
-    """Walk ``order`` (default 0..K-1) and keep a direction unless its overlap with an already kept
-    one exceeds ``threshold``."""
+def remove_near_duplicates(overlap: torch.Tensor, order: Sequence[int] | None = None, threshold: float = 0.5,
+                           start_from_last: bool = False) -> list[int]:
+    """The directions kept, in ``order`` (default 0..K-1), by the authors' rule
+    (``generate_discover_trav.get_duplicated_dirs``) on the similarities ``overlap`` [K, K]:
+    with ``start_from_last=False`` (``edit_image.py``) a direction is dropped when its similarity
+    to **any earlier** direction of ``order`` exceeds ``threshold``, dropped or not; with ``True``
+    (the traversal script's default) when it exceeds it for **any later** one."""
     order = list(range(overlap.shape[0])) if order is None else list(order)
-    kept: list[int] = []
-    for k in order:
-        if all(float(overlap[k, j]) <= threshold for j in kept):
+    kept = []
+    for i, k in enumerate(order):
+        others = order[i + 1:] if start_from_last else order[:i]
+        if not any(float(overlap[k, j]) > threshold for j in others):
             kept.append(k)
     return kept

@@ -22,6 +22,7 @@ import torch
 
 import editkit
 from editkit.atomic import atomic_write_text
+from editkit.generator_quality import model_card_section
 from editkit.render import bounce, make_grid, save_gif, to_uint8
 from editkit.photos import save_image
 from editkit.training.data import default_cache_dir, load_dataset
@@ -83,8 +84,8 @@ def train_nav(work: Path, G, D, name: str, variant: str, sensor: str, K: int, ki
     if (out / "navigator.safetensors").exists():
         return load_navigator(out / "navigator.safetensors")
     log(f"training navigator {name}: {variant}, sensor {sensor}, K={K}, {kimg} kimg, batch {batch}")
-    cfg = TrainConfig.preset("final", variant=variant, num_directions=K, kimg=kimg, batch=batch, sensor=sensor,
-                             pca_samples=100_000, snapshot_every=0, seed=0)
+    cfg = TrainConfig.preset("paper-real-image", variant=variant, num_directions=K, num_components=100, kimg=kimg,
+                             batch=batch, sensor=sensor, pca_samples=100_000, snapshot_every=0, seed=0)
     nav = train_navigator(G, cfg, out, sensor=build_sensor(sensor, discriminator=D), progress=False)
     return nav
 
@@ -102,6 +103,43 @@ def scores(R: torch.Tensor) -> dict:
     from navigator.metrics import discovered_attributes, disentanglement_score
 
     return {"disentanglement": round(disentanglement_score(R), 4), "discovered_attributes": discovered_attributes(R)}
+
+
+def calibration_codes(G) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(7)
+    return G.mapping(torch.randn(16, G.z_dim, generator=gen), truncation_psi=0.7)
+
+
+@torch.no_grad()
+def strength_target(G, ws_cal: torch.Tensor, cal_sensor) -> float:
+    """The change of a strength-2 edit along an average W PCA direction."""
+    from navigator.bases import baseline_navigator
+    from navigator.traverse import perceptual_magnitude
+
+    ref = baseline_navigator(G, "ganspace", 8)
+    return float(perceptual_magnitude(G, ref, ws_cal, cal_sensor, strength=2.0).mean())
+
+
+def ship_navigator(G, nav, R: torch.Tensor, names, ws_cal, target: float, cal_sensor, sensor: str):
+    """Labels (signs flipped so + raises the top attribute) and recommended strengths; returns the
+    navigator and its build-report rows."""
+    from navigator.labels import label_directions
+    from navigator.traverse import calibrate_strengths
+
+    labels = label_directions(R, names, dominance=1.5, min_response=3.0)
+    nav.negate([l.index for l in labels if l.sign < 0])
+    nav.labels = [l.name for l in labels]
+    nav.strength_range = [(float(a), float(b)) for a, b in
+                          calibrate_strengths(G, nav, ws_cal, target, sensor=cal_sensor, s_max=8.0, steps=6)]
+    nav.info.update({"sensor": sensor, "top_attributes": [l.top for l in labels]})
+    rows = [{"index": l.index, "name": l.name, "top": l.top, "strength": nav.strength_range[l.index][1]}
+            for l in labels]
+    return nav, rows
+
+
+def choose_default(metrics: dict) -> str:
+    return max(("binary", "prototype"), key=lambda n: (metrics[n]["discovered_attributes"],
+                                                       metrics[n]["disentanglement"]))
 
 
 def reconstruction(G, enc, faces: torch.Tensor, steps: int) -> dict:
@@ -135,9 +173,33 @@ def real_photo_faces(size: int, limit: int) -> torch.Tensor:
     return x
 
 
+def retrain_lines(report: dict) -> list[str]:
+    """Model-card lines for navigators retrained after the bundle was built (``scripts/refresh_bundled_prototype.py``)."""
+    r = report.get("retrained")
+    if not r:
+        return []
+    out = []
+    for name, run in r.items():
+        if not isinstance(run, dict) or "command" not in run:
+            continue
+        out += [f"### Retrained: {name} navigator", f"Why: {run['why']}.", "",
+                f"Command: `{run['command']}`", "",
+                f"{run['kimg']} kimg ({run['iterations']} iterations, batch {run['batch']}), {run['threads']} CPU thread,"
+                f" precision {run['precision']}: training wall time {run['train_wall_s'] / 60:.1f} min on {run['machine']};"
+                f" mean loss of the last 50 iterations {run['final_loss_mean_last50']}.", ""]
+    prev = r.get("previous_metrics")
+    if prev:
+        out += [f"Rescored: {r.get('rescored', '')}. Before (old prototype loss, SeFa over every toRGB, all directions"
+                " summarised, one attribute per tied row):", "",
+                "| method | disentanglement score | discovered attributes |", "|---|---|---|",
+                *[f"| {k} | {v['disentanglement']} | {v['discovered_attributes']} |" for k, v in prev.items()], ""]
+    return out
+
+
 def write_model_card(report: dict, path: Path, args: argparse.Namespace) -> Path:
     """The bundle's model card, written from the build report's measured numbers."""
     g = report["generator"]
+    retrained = report.get("retrained", {})
     train = g["meta"].get("training", {})
     m = report["metrics"]
     rec = report["reconstruction"]
@@ -159,9 +221,10 @@ def write_model_card(report: dict, path: Path, args: argparse.Namespace) -> Path
         f"{g['config']['mapping_layers']} mapping layers; trained by `scripts/train_bundled_generator.sh`"
         f" ({args.generator_note or json.dumps(train)[:400]}).",
         f"- Encoder: editkit light encoder, {args.encoder_steps} steps on generator samples + real UTKFace crops.",
-        f"- Navigators: ContraFeat binary (K={args.K_binary or args.K}) and prototype (K={args.K}), sensor `{report['sensor_choice']['chosen']}`,"
-        f" {args.nav_kimg} kimg each, the authors' real-image preset (lr 0.1, diversity 0.01, sigma 0.5, per-layer "
-        "style mixing). Default navigator: `" + report["default_navigator"] + "`.",
+        f"- Navigators: ContraFeat binary (K={args.K_binary or args.K}, {args.nav_kimg} kimg) and prototype (K={args.K},"
+        f" {retrained.get('prototype', {}).get('kimg', args.nav_kimg)} kimg), sensor `{report['sensor_choice']['chosen']}`,"
+        " the authors' real-image preset (lr 0.1, diversity 0.01, sigma 0.5, per-layer style mixing; N = 100 PCA"
+        " components of 100,000 samples). Default navigator: `" + report["default_navigator"] + "`.",
         f"- Age/gender predictor (for labels): {report['age_gender']}.",
         "- Face networks (shipped with editkit in `editkit/facenets/weights/`, not part of this bundle; used by every"
         " model for `editkit edit --report`, `editkit evaluate --probe facenets` and `--sensor facenets`): face-api's"
@@ -169,6 +232,7 @@ def write_model_card(report: dict, path: Path, args: argparse.Namespace) -> Path
         " 1.7.15, MIT licence (LICENSE and PROVENANCE.md beside the weights); on 300 tight UTKFace crops: age MAE"
         " 4.7 years, gender accuracy 0.95 (benchmarks/facenets.py).",
         "",
+        *(model_card_section(report["generator_quality"]) if "generator_quality" in report else []),
         "## Sensor choice (measured)",
         "The paper's ImageNet AlexNet cannot be downloaded here; candidates were scored by short binary runs:",
         "",
@@ -180,14 +244,19 @@ def write_model_card(report: dict, path: Path, args: argparse.Namespace) -> Path
         "",
         "## Discovery metrics (contrafeat.md §5, on this model)",
         f"Attribute predictor: the offline landmark/region probe (15 attributes) + the age/gender predictor;"
-        f" {args.eval_samples} samples at truncation 0.5, strength {args.eval_strength}. Responses are"
+        f" {args.eval_samples} samples at truncation 0.5, strength {args.eval_strength}, constant noise. Responses are"
         " t-statistics of the per-sample attribute changes (mean / standard error), because the probe measures"
-        " some attributes noisily on 64-px faces; all four methods are scored the same way.",
+        " some attributes noisily on 64-px faces; all four methods are scored the same way, by the authors' summary"
+        f" rules: the first 30 directions (binary K={args.K_binary or args.K}: its first 30; the others K={args.K}),"
+        " every attribute tied for a row's maximum counts. SeFa uses the authors' affine selection (every conv"
+        " affine and only the last toRGB). **These are not the paper's numbers** (the paper used the authors'"
+        " ResNet-50 regressing 24 FFHQ attributes on 512-px faces): they compare the four methods on this model only.",
         "",
         "| method | disentanglement score | discovered attributes |",
         "|---|---|---|",
         *[f"| {k} | {v['disentanglement']} | {v['discovered_attributes']} |" for k, v in m.items()],
         "",
+        *retrain_lines(report),
         "## Reconstruction (64 px)",
         "| faces | method | PSNR dB | SSIM | s/face |",
         "|---|---|---|---|---|",
@@ -290,32 +359,18 @@ def main() -> None:
     save_report()
 
     # Labels and recommended strengths for the shipped navigators.
-    from navigator.labels import label_directions
-    from navigator.traverse import calibrate_strengths
     from navigator.sensors import build_sensor
 
-    gen = torch.Generator().manual_seed(7)
-    ws_cal = G.mapping(torch.randn(16, G.z_dim, generator=gen), truncation_psi=0.7)
+    ws_cal = calibration_codes(G)
     cal_sensor = build_sensor(sensor, discriminator=D)
-    with torch.no_grad():  # target: the change of a strength-2 edit along an average W PCA direction
-        ref = baseline_navigator(G, "ganspace", 8)
-        from navigator.traverse import perceptual_magnitude
-        target = float(perceptual_magnitude(G, ref, ws_cal, cal_sensor, strength=2.0).mean())
+    target = strength_target(G, ws_cal, cal_sensor)
     report["strength_target"] = target
     shipped = {}
     for name in ("binary", "prototype"):
         nav, R = evaluated[name]
-        labels = label_directions(R, predictor.names, dominance=1.5, min_response=3.0)
-        nav.negate([l.index for l in labels if l.sign < 0])
-        nav.labels = [l.name for l in labels]
-        nav.strength_range = [(float(a), float(b)) for a, b in
-                              calibrate_strengths(G, nav, ws_cal, target, sensor=cal_sensor, s_max=8.0, steps=6)]
-        nav.info.update({"sensor": sensor, "top_attributes": [l.top for l in labels]})
-        shipped[name] = nav
-        report.setdefault("labels", {})[name] = [{"index": l.index, "name": l.name, "top": l.top,
-                                                  "strength": nav.strength_range[l.index][1]} for l in labels]
-    default = max(("binary", "prototype"), key=lambda n: (report["metrics"][n]["discovered_attributes"],
-                                                          report["metrics"][n]["disentanglement"]))
+        shipped[name], report.setdefault("labels", {})[name] = ship_navigator(
+            G, nav, R, predictor.names, ws_cal, target, cal_sensor, sensor)
+    default = choose_default(report["metrics"])
     report["default_navigator"] = default
     save_report()
 

@@ -93,10 +93,14 @@ def test_edit_labels_negative_strength_several_edits_crops(bundle_dir, photo):
     assert out.is_file() and out.with_name(out.stem + ".crops.png").is_file()
     assert "edited 1 face(s) (smile -1.5, age +1)" in r.output
     r = runner.invoke(app, ["edit", str(photo), "-a", "age", "-s", "2", "-m", str(bundle_dir), "--method", "encoder",
-                            "--crop-only", "--face", "0"])
+                            "--crop-only", "--face", "0", "--render", "generated"])
     assert r.exit_code == 0, r.output
     crop = photo.with_name("photo.edit-age-s2.crop.png")
-    assert Image.open(crop).size == (16, 16)
+    assert Image.open(crop).size == (16, 16)  # the generator's crop
+    r = runner.invoke(app, ["edit", str(photo), "-a", "age", "-s", "2", "-m", str(bundle_dir), "--method", "encoder",
+                            "--crop-only", "--face", "0", "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert Image.open(crop).size[0] > 64  # transfer: the photo's own face at its own resolution
     a = np.asarray(Image.open(photo)).astype(int)
     b = np.asarray(Image.open(out)).astype(int)
     assert a.shape == b.shape and np.abs(a - b).max() > 20  # the face changed (more than JPEG noise)
@@ -111,9 +115,10 @@ def test_edit_labels_negative_strength_several_edits_crops(bundle_dir, photo):
     (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{bundle}", "--face", "7", "--method", "encoder"], 2, "out of range"),
     (["edit", "{photo}", "-a", "0", "-s", "1", "--face", "x"], 2, "--face must be"),
     (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{missing}"], 2, "unknown model"),
-    (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{bundle}", "--method", "magic"], 2, "unknown inversion method"),
+    (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{bundle}", "--method", "magic"], 2, "--method must be one of"),
     (["edit", "{photo}", "-a", "0"], 2, "strength"),
     (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{bundle}", "--detector", "yolo"], 2, "--detector must be"),
+    (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{bundle}", "--render", "paint"], 2, "--render must be"),
     (["traverse", "{photo}", "-a", "0", "-o", "{tmp}/x.avi", "-m", "{bundle}"], 2, "unsupported output format"),
 ])
 def test_edit_errors_are_one_line_with_exit_codes(bundle_dir, tmp_path, photo, capsys, args, code, message):
@@ -163,14 +168,15 @@ def test_traverse_gif_mp4_grid(bundle_dir, photo):
                             str(bundle_dir), "--method", "encoder", "--face", "0"])
     assert r.exit_code == 0, r.output
     gif = photo.with_name("photo.traverse-age.gif")
-    assert iio.imread(gif).shape == (6, 16, 16, 3)  # 4 frames forward, 2 back
+    frames = iio.imread(gif)  # transfer (default): the photo's own face at its own resolution
+    assert frames.shape[0] == 6 and frames.shape[1] == frames.shape[2] > 64  # 4 frames forward, 2 back
     mp4 = photo.with_name("t.mp4")
     r = runner.invoke(app, ["traverse", str(photo), "-a", "0", "-n", "3", "-o", str(mp4), "-m", str(bundle_dir),
                             "--method", "encoder", "--face", "0"])
     assert r.exit_code == 0 and mp4.stat().st_size > 0
     grid = photo.with_name("grid.png")
     r = runner.invoke(app, ["traverse", str(photo), "-a", "0", "-a", "1", "-a", "2", "-n", "5", "-o", str(grid),
-                            "-m", str(bundle_dir), "--method", "encoder", "--face", "0"])
+                            "-m", str(bundle_dir), "--method", "encoder", "--face", "0", "--render", "generated"])
     assert r.exit_code == 0, r.output
     assert Image.open(grid).size[1] == 3 * 18 + 2  # one row per direction
     r = runner.invoke(app, ["traverse", str(photo), "-a", "0", "-n", "3", "-o", str(grid), "-m", str(bundle_dir)])

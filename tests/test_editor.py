@@ -105,14 +105,17 @@ def test_save_writes_atomically_and_never_clobbers(result, tmp_path):
     written = result.save(out, crops=True)
     assert written == [out, tmp_path / "edited.crops.png"]
     assert Image.open(out).size == (512, 512)
+    from editkit.render import native_size
+
     n = len(result.faces)
-    assert Image.open(written[1]).size == (2 * 18 + 2, n * 18 + 2)  # a [before | after] row per face
+    side = native_size(result.faces[0].face)  # transfer: the photo's own face, 1:1
+    assert Image.open(written[1]).size == (2 * side + 6, n * (side + 2) + 2)  # a [before | after] row per face
     with pytest.raises(UsageError, match="output exists"):
         result.save(out)
     with pytest.raises(UsageError, match="refusing to overwrite an input"):
         result.save(FACE_PHOTO, overwrite=True)
     crop = result.save(tmp_path / "crop.png", crop_only=True)[0]
-    assert Image.open(crop).size == ((16, 16) if n == 1 else (n * 18 + 2, 20))
+    assert Image.open(crop).size == ((side, side) if n == 1 else (n * (side + 2) + 2, side + 4))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crop.png", "edited.crops.png", "edited.jpg"]
 
 
@@ -120,7 +123,7 @@ def test_traverse_and_files(editor, tmp_path):
     import cv2
     import imageio.v3 as iio
 
-    trav = editor.traverse(FACE_PHOTO, "age", 3.0, frames=5, face=0)
+    trav = editor.traverse(FACE_PHOTO, "age", 3.0, frames=5, face=0, render="generated")
     assert trav.strengths == [-3.0, -1.5, 0.0, 1.5, 3.0] and trav.directions == [2]
     assert len(trav.frames) == 5 and trav.frames[0].shape == (16, 16, 3)
     assert not np.array_equal(trav.frames[0], trav.frames[-1])
@@ -132,7 +135,7 @@ def test_traverse_and_files(editor, tmp_path):
     cap = cv2.VideoCapture(str(mp4))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 8 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 16
     cap.release()
-    grid = editor.traverse(FACE_PHOTO, [0, 2], None, frames=4, face=0)
+    grid = editor.traverse(FACE_PHOTO, [0, 2], None, frames=4, face=0, render="generated")
     assert grid.strengths == [-2.0, -2 / 3, 2 / 3, 2.0] or np.allclose(grid.strengths, [-2, -2 / 3, 2 / 3, 2])
     png = grid.save(tmp_path / "g.png")
     from PIL import Image
@@ -141,6 +144,18 @@ def test_traverse_and_files(editor, tmp_path):
     assert h == 2 * 16 + 3 * 2 and w > 4 * 16
     with pytest.raises(UsageError, match="at least 2"):
         editor.traverse(FACE_PHOTO, 0, 1, frames=1)
+
+
+def test_traverse_transfer_frames_are_the_photo_at_its_resolution(editor):
+    from editkit.photos import load_photo
+    from editkit.render import native_crop, native_size
+
+    trav = editor.traverse(FACE_PHOTO, "age", 3.0, frames=3, face=0)  # transfer is the default
+    face = editor.align(FACE_PHOTO)[0]
+    side = min(native_size(face), 384)
+    assert trav.frames[0].shape == (side, side, 3) and side > editor.G.resolution
+    assert np.array_equal(trav.frames[1], native_crop(load_photo(FACE_PHOTO), face, side))  # strength 0
+    assert not np.array_equal(trav.frames[0], trav.frames[2])
 
 
 def test_invert_and_preview(editor):

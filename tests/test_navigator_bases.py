@@ -199,3 +199,21 @@ def test_discriminator_sensor(tiny_G):
         sensors.build_sensor("discriminator")
     with pytest.raises(UsageError):
         sensors.build_sensor("resnet")
+
+
+def test_streamed_pca_equals_the_authors_pca_lowrank_on_all_samples(tiny_G):
+    """pca_basis streams float64 sums over batches; the result is what the authors' get_SVD
+    (torch.pca_lowrank(w, q=w_dim, center=True) on every sample at once) gives."""
+    n, bs = 3000, 512
+    b = bases.pca_basis(tiny_G, n_samples=n, batch_size=bs, cache=False)
+    gen = torch.Generator().manual_seed(0)
+    z = torch.cat([torch.randn(min(bs, n - i), tiny_G.z_dim, generator=gen) for i in range(0, n, bs)])
+    with torch.no_grad():
+        w = tiny_G.mapping(z, truncation_psi=1.0)[:, 0].double()
+    torch.manual_seed(0)
+    _, S, V = torch.pca_lowrank(w, q=w.shape[1], center=True, niter=2)
+    assert torch.allclose(b.mean.double(), w.mean(0), atol=1e-6)
+    assert torch.allclose(b.variances.double(), S ** 2 / (n - 1), rtol=1e-5)
+    k = 8
+    sign = torch.sign((b.components[:, :k].double() * V[:, :k]).sum(0))
+    assert torch.allclose(b.components[:, :k].double() * sign, V[:, :k], atol=1e-5)

@@ -12,6 +12,7 @@ from ..atomic import atomic_path
 from ..errors import CheckpointError
 from ..networks import Discriminator, Generator
 from .formats import RawNetwork, read_raw
+from .validate import check_module, check_tensors
 
 W_AVG_SAMPLES = 10_000
 
@@ -31,6 +32,7 @@ def _build(cls, kwargs: dict, state: dict[str, torch.Tensor], path: Path, what: 
     except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"unsupported {what} configuration ({exc})", path) from None
     own = module.state_dict()
+    check_tensors(state, path, what, expected={k: v for k, v in own.items() if not k.endswith("resample_filter")})
     missing = [k for k in own if k not in state and not k.endswith("resample_filter")]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
@@ -92,4 +94,4 @@ def convert(src: str | Path, dst: str | Path) -> Path:
     return save_network(dst, net.G, net.D, meta)
 
 
-__all__ = ["Network", "convert", "load_generator", "load_network", "save_network"]
+__all__ = ["Network", "check_module", "check_tensors", "convert", "load_generator", "load_network", "save_network"]

@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from ..cli_app import app
+from ..defaults import DEFAULT_MIN_FACE_SCORE
 from ..errors import BadInputError, EditkitError, UsageError
 
 
@@ -49,7 +50,7 @@ def align_cmd(
     size: Optional[int] = typer.Option(None, "--size", "-s", help="Crop size in pixels (default: 256 for ffhq, the template's size otherwise)."),
     detector: str = typer.Option("hog", "--detector", help="Face detector: hog (fast) or cnn (dlib MMOD, slower, finds more poses)."),
     upsample: int = typer.Option(1, "--upsample", help="Upsample the photo this many times before detection (finds small faces; slower)."),
-    min_score: float = typer.Option(0.0, "--min-score", help="Ignore detections scoring below this (HOG scores are ~0-3)."),
+    min_score: float = typer.Option(DEFAULT_MIN_FACE_SCORE, "--min-score", help="Ignore face detections scoring below this (HOG; real faces score ~0.3-3, false ones ~0.1); the same default as `edit`, so faces are numbered alike."),
     landmarks: str = typer.Option("dlib", "--landmarks", help="Landmark backend: dlib (default) or fan (needs the 'fan' extra and its weights)."),
     fan_weights: Optional[Path] = typer.Option(None, "--fan-weights", help="Folder or file with the FAN weights (2DFAN4-*.pth.tar) for --landmarks fan."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing crops and alignment.json in the output folder."),

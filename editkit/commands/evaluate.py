@@ -46,13 +46,16 @@ def load_any_navigator(spec: str, G, num_directions: int, pca_samples: int, laye
 @app.command("evaluate")
 def evaluate_cmd(
     generator: str = typer.Option(..., "--generator", "-g", help="Generator: network file, bundle folder or registered name."),
-    navigator: str = typer.Option(..., "--navigator", "-n", help="Navigator file or registered name, or a baseline: ganspace, sefa."),
+    navigator: Optional[str] = typer.Option(None, "--navigator", "-n", help="Navigator file or registered name, or a baseline: ganspace, sefa (not needed with --quality)."),
+    quality: bool = typer.Option(False, "--quality", help="Measure the generator instead: face-network Fréchet distance and k-NN precision/recall of its samples against real faces (--real)."),
+    real: Optional[Path] = typer.Option(None, "--real", help="--quality: the real faces to compare with (folder or zip of images, e.g. the generator's training set)."),
+    quality_samples: int = typer.Option(5000, "--quality-samples", min=10, help="--quality: generated faces and real faces compared (issue: 5,000 each)."),
     out: Path = typer.Option(Path("evaluation"), "--out", "-o", help="Output folder for evaluation.json and heatmap.png."),
     samples: int = typer.Option(500, "--samples", min=1, help="Codes per direction (paper: 500)."),
-    strength: float = typer.Option(0.25, "--strength", help="Edit strength s: responses compare w+s·D and w-s·D (paper: 0.1-0.3)."),
-    truncation: float = typer.Option(0.5, "--truncation", help="Truncation psi of the evaluation codes (paper: 0.5)."),
-    top: Optional[int] = typer.Option(None, "--top", help="K': score the first K' directions (default: all)."),
-    order: str = typer.Option("index", "--order", help="index, or magnitude: order directions by perceptual magnitude before taking the first K'."),
+    strength: float = typer.Option(0.1, "--strength", help="Edit strength s: responses compare w+s·D and w-s·D (the authors' Table 2: 0.1)."),
+    truncation: Optional[float] = typer.Option(None, "--truncation", help="Truncation psi of the evaluation codes (default 0.5 as in the paper; 1.0, none, with --quality)."),
+    top: int = typer.Option(30, "--top", min=0, help="K': score the first K' directions (the authors: 30; 0 = all)."),
+    order: str = typer.Option("auto", "--order", help="index, magnitude (order directions by perceptual magnitude before taking the first K'), or auto: magnitude when there are more than K' directions (as the authors), else index (the scores do not depend on the order then)."),
     sensor: str = typer.Option("alexnet", "--sensor", help="--order magnitude: alexnet = LPIPS-AlexNet (paper; needs local ImageNet weights), or vgg16 / random-alexnet feature distance."),
     sensor_weights: Optional[Path] = typer.Option(None, "--sensor-weights", help="Local ImageNet weights for the ordering sensor."),
     baseline_directions: int = typer.Option(30, "--baseline-directions", help="K for a ganspace/sefa baseline."),
@@ -66,25 +69,36 @@ def evaluate_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs in OUT."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
 ) -> None:
-    """Score a navigator with an offline attribute probe (pretrained face networks or dlib landmarks):
-    per-direction top attributes, disentanglement score and discovered attributes; writes JSON and a heat map."""
+    """Score a navigator with the paper's two metrics and the authors' settings (500 samples, truncation
+    0.5, constant noise, strength 0.1, the first 30 directions after perceptual ordering), measured with
+    an offline attribute probe (pretrained face networks, or dlib landmarks + colour regions): per-direction
+    top attributes, disentanglement score and discovered attributes; writes JSON and a heat map. The output
+    says which predictor was used: scores from it are not the paper's numbers (the authors' 24-attribute
+    ResNet-50 is not available)."""
     import torch
     from ..checkpoints import load_generator
-    from navigator.metrics import attribute_responses, save_heatmap, summarize
+    from navigator.metrics import attribute_responses, protocol_note, save_heatmap, summarize
     from navigator.probe import PROBES, build_probe
 
+    if quality:
+        return _quality(generator, out, real, quality_samples, 1.0 if truncation is None else truncation, seed,
+                        device, overwrite)
+    truncation = 0.5 if truncation is None else truncation
+    if navigator is None:
+        raise UsageError("--navigator is required (or pass --quality to measure the generator)")
     if probe_name not in PROBES:
         raise UsageError(f"--probe must be one of {', '.join(PROBES)}, got {probe_name!r}")
-    if order not in ("index", "magnitude"):
-        raise UsageError(f"--order must be index or magnitude, got {order!r}")
+    if order not in ("auto", "index", "magnitude"):
+        raise UsageError(f"--order must be auto, index or magnitude, got {order!r}")
     json_path, png_path = out / "evaluation.json", out / "heatmap.png"
     for p in (json_path, png_path):
         check_writable(p, overwrite=overwrite)
     dev = resolve_device(device)
     G = load_generator(resolve_generator(generator), device=dev)
     nav = load_any_navigator(navigator, G, baseline_directions, pca_samples, parse_layers(baseline_layers)).to(dev)
-    if top is not None and not 1 <= top <= nav.num_directions:
-        raise UsageError(f"--top must be in 1..{nav.num_directions}")
+    top_n = min(top, nav.num_directions) if top else None
+    if order == "auto":
+        order = "magnitude" if top_n is not None and top_n < nav.num_directions else "index"
     probe = build_probe(probe_name, detect=detect, device=dev)
     R = attribute_responses(G, nav, probe, n_samples=samples, strength=strength, truncation=truncation,
                             batch_size=batch_size, seed=seed, progress=progress)
@@ -100,10 +114,15 @@ def evaluate_cmd(
         else:
             mags = perceptual_magnitude(G, nav, ws, build_sensor(sensor, sensor_weights).to(dev), strength)
         idx = order_by_magnitude(mags)
-    result = summarize(R, probe.names, order=idx, top=top)
+    result = summarize(R, probe.names, order=idx, top=top_n)
+    predictor = ("editkit's offline landmark/region probe (dlib 68 landmarks + colour regions)" if probe_name == "dlib"
+                 else "editkit's face-network probe (face-api age/gender, expression, 68 landmarks, identity + colour regions)")
+    protocol = protocol_note(predictor,
+                             len(probe.names), samples, truncation, strength, top_n, statistic="standardized mean")
     result.update(generator=str(generator), navigator=str(navigator), samples=samples, strength=strength,
-                  truncation=truncation, probe="landmarks+regions" if probe_name == "dlib" else "facenets",
-                  standardized=True,
+                  truncation=truncation, noise="const", order_by=order,
+                  probe="landmarks+regions" if probe_name == "dlib" else "facenets", standardized=True,
+                  protocol=protocol,
                   labels=[nav.labels[k] for k in idx],
                   magnitudes=None if mags is None else [float(mags[k]) for k in idx])
     out.mkdir(parents=True, exist_ok=True)
@@ -113,7 +132,40 @@ def evaluate_cmd(
                  title=f"normalized |response|  DS={result['disentanglement_score']:.3f}  "
                        f"attrs={result['discovered_attributes']}")
     _print_table(result)
+    typer.echo(protocol["note"])
+    if protocol["differences_from_paper_protocol"]:
+        typer.echo("differs from the paper's protocol in: " + "; ".join(protocol["differences_from_paper_protocol"]))
     typer.echo(f"wrote {json_path} and {png_path}")
+
+
+def _quality(generator: str, out: Path, real: Path | None, n: int, truncation: float, seed: int, device: str,
+             overwrite: bool) -> None:
+    """``--quality``: the generator-quality measure (editkit.generator_quality), written to quality.json."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..checkpoints import load_generator
+    from ..generator_quality import measure_generator
+
+    json_path = out / "quality.json"
+    check_writable(json_path, overwrite=overwrite)
+    if real is None:
+        raise UsageError("--quality needs --real: the real faces the generator was trained on (folder or zip)")
+    if not real.exists():
+        raise UsageError("real faces not found (pass --real FOLDER_OR_ZIP)", real)
+    G = load_generator(resolve_generator(generator), device=resolve_device(device))
+    typer.echo(f"measuring {n} samples against {n} real faces from {real} ...")
+    res = measure_generator(G, real, n_fake=n, n_real=n, truncation=truncation, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(json_path, json.dumps({"generator": str(generator), "real": str(real),
+                                             **{k: v.as_dict() for k, v in res.items()}}, indent=2))
+    t = Table(title=f"generator quality ({n} vs {n}, truncation {truncation:g})")
+    for col in ("features", "FD (lower is better)", "precision", "recall"):
+        t.add_column(col)
+    for space, q in res.items():
+        t.add_row(space, f"{q.fd:.4f}", f"{q.precision:.3f}", f"{q.recall:.3f}")
+    Console(width=100).print(t)
+    typer.echo(f"wrote {json_path}")
 
 
 def _print_table(result: dict) -> None:

@@ -40,6 +40,7 @@ from ..render import make_grid, to_uint8
 from .augment import diff_augment, parse_policy
 from .data import BatchSampler, batch_to_float, default_cache_dir, load_dataset
 from .losses import discriminator_loss, generator_loss, path_length_penalty, r1_penalty
+from .projected import hinge_d_loss, hinge_g_loss
 
 STATE_FILE = "training-state.safetensors"
 STATE_FORMAT = "editkit-training-state"
@@ -65,6 +66,10 @@ class TrainConfig:
     d_channel_base: int | None = None  # None: same as G
     d_channel_max: int | None = None
     mbstd_group: int = 4
+    d_arch: str = "stylegan2"  # or "projected": a Projected-GAN discriminator on frozen face-network features
+    projected_net: str = "recognition"  # the frozen trunk of d_arch="projected" (editkit.training.projected)
+    projected_size: int = 112  # input size of that trunk (images are resized to it)
+    projected_width: int = 64  # channels of the per-scale discriminator heads
     # optimisation
     g_lr: float = 0.0025
     d_lr: float = 0.0025
@@ -109,6 +114,14 @@ class TrainConfig:
             raise UsageError(f"--noise-mode must be random, const or none, got {self.noise_mode!r}")
         if not 0 <= self.style_mixing <= 1:
             raise UsageError("--style-mixing must be a probability in [0, 1]")
+        if self.d_arch not in ("stylegan2", "projected"):
+            raise UsageError(f"--d-arch must be stylegan2 or projected, got {self.d_arch!r}")
+        if self.d_arch == "projected":
+            from .projected import TRUNKS
+            if self.projected_net not in TRUNKS:
+                raise UsageError(f"--projected-net must be one of {', '.join(TRUNKS)}, got {self.projected_net!r}")
+            if not 32 <= self.projected_size <= 256:
+                raise UsageError(f"--projected-size must be in 32..256, got {self.projected_size}")
         parse_policy(self.augment)
         return self
 
@@ -124,11 +137,15 @@ def _step_generator(seed: int, step: int, tag: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 0x9E3779B1 + step * 1_000_003 + tag * 7919) % (2 ** 62))
 
 
-def build_networks(cfg: TrainConfig) -> tuple[Generator, Discriminator]:
-    """G and D of a config (initialised from ``cfg.seed``)."""
+def build_networks(cfg: TrainConfig) -> tuple[Generator, torch.nn.Module]:
+    """G and D of a config (initialised from ``cfg.seed``); D is a :class:`ProjectedDiscriminator` for
+    ``d_arch="projected"``."""
     torch.manual_seed(cfg.seed)
     G = Generator(z_dim=cfg.z_dim, w_dim=cfg.w_dim, resolution=cfg.resolution, channel_base=cfg.channel_base,
                   channel_max=cfg.channel_max, mapping_layers=cfg.mapping_layers, mapping_lr_mul=cfg.mapping_lr_mul)
+    if cfg.d_arch == "projected":
+        from .projected import build_projected_discriminator
+        return G, build_projected_discriminator(cfg.projected_net, cfg.projected_size, cfg.projected_width, cfg.seed)
     D = Discriminator(resolution=cfg.resolution, channel_base=cfg.d_channel_base or cfg.channel_base,
                       channel_max=cfg.d_channel_max or cfg.channel_max, mbstd_group_size=cfg.mbstd_group)
     return G, D
@@ -317,11 +334,14 @@ class GeneratorTrainer:
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.G.to(self.device, memory_format=fmt).train()
         self.D.to(self.device, memory_format=fmt).train()
+        self.projected = cfg.d_arch == "projected"
+        if self.projected:
+            self.D.trunk.to(self.device)
         self.dist.broadcast_module(self.G)
         self.dist.broadcast_module(self.D)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_G = _lazy_adam(self.G.parameters(), cfg.g_lr, cfg, cfg.pl_interval, cfg.pl_weight > 0)
-        self.opt_D = _lazy_adam(self.D.parameters(), cfg.d_lr, cfg, cfg.r1_interval, cfg.r1_gamma > 0)
+        self.opt_D = _lazy_adam(self.D.parameters(), cfg.d_lr, cfg, cfg.r1_interval, self._uses_r1)
         self.pl_mean = torch.zeros([], device=self.device)
         self.step = 0
         self.cur_nimg = 0
@@ -344,7 +364,8 @@ class GeneratorTrainer:
         tensors, meta = read_training_state(path)
         saved = TrainConfig.from_dict(json.loads(meta["config"]))
         for key in ("resolution", "z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max",
-                    "d_channel_base", "d_channel_max", "mbstd_group"):
+                    "d_channel_base", "d_channel_max", "mbstd_group", "d_arch", "projected_net", "projected_size",
+                    "projected_width"):
             if getattr(saved, key) != getattr(self.cfg, key):
                 raise UsageError(f"cannot resume: {key} is {getattr(saved, key)} in the checkpoint, "
                                  f"{getattr(self.cfg, key)} now")
@@ -392,8 +413,15 @@ class GeneratorTrainer:
                 "dataset_images": len(self.dataset) if self.dataset is not None else None,
                 "training_config": dataclasses.asdict(self.cfg)}
         path = self.out / name
-        save_network(path, self.G_ema, self.D, meta=meta)
+        if self.projected:  # its heads live in the training state; the trunk is a face network's own file
+            meta["discriminator"] = f"projected on {self.cfg.projected_net} (heads in {STATE_FILE})"
+        save_network(path, self.G_ema, None if self.projected else self.D, meta=meta)
         return path
+
+    @property
+    def _uses_r1(self) -> bool:
+        """R1 on the StyleGAN2 discriminator only (Projected GAN's heads are spectrally normalised)."""
+        return self.cfg.r1_gamma > 0 and self.cfg.d_arch != "projected"
 
     # -------------------------------------------------- forward passes
     def _part(self) -> tuple[int, int]:
@@ -445,7 +473,7 @@ class GeneratorTrainer:
         with self._autocast():
             fake, _ = self._run_G(z, z2, cutoff)
             fake_logits = self._run_D(self._augment(fake, gen, B))
-        loss_G = generator_loss(fake_logits)
+        loss_G = hinge_g_loss(fake_logits) if self.projected else generator_loss(fake_logits)
         loss_G.backward()
         self.dist.average_grads(self.G)
         self.opt_G.step()
@@ -479,7 +507,7 @@ class GeneratorTrainer:
         with self._autocast():
             fake_logits = self._run_D(self._augment(fake, gen, B))
             real_logits = self._run_D(self._augment(real, gen, B))
-        loss_D = discriminator_loss(real_logits, fake_logits)
+        loss_D = (hinge_d_loss if self.projected else discriminator_loss)(real_logits, fake_logits)
         loss_D.backward()
         self.dist.average_grads(self.D)
         self.opt_D.step()
@@ -488,7 +516,7 @@ class GeneratorTrainer:
         stats["D_fake"] = float(fake_logits.detach().float().mean())
 
         # D reg: R1 on (augmented) reals, gradient w.r.t. the un-augmented image, float32, uncompiled
-        if cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
+        if self._uses_r1 and step % cfg.r1_interval == 0:
             gen = _step_generator(cfg.seed, step, 4)
             self.opt_D.zero_grad(set_to_none=True)
             real_req = real.detach().requires_grad_(True)

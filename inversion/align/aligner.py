@@ -22,7 +22,7 @@ class AlignedFace:
     ``box``: detector box (left, top, right, bottom) or None when landmarks were given;
     ``quad``: the crop's corners (NW, SW, SE, NE) in photo pixels; ``transform``: 3×3 matrix
     from crop pixels to photo pixels (``inverse_transform`` the other way); ``blur_ramp``: where
-    the recipe's padding blur also altered real photo pixels (paste-back fades out there).
+    the recipe's padding blur also altered real photo pixels (rendering back fades out there).
     """
 
     image: np.ndarray

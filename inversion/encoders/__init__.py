@@ -191,8 +191,12 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Latent
     path = Path(path)
     if not path.is_file():
         raise CheckpointError("encoder file not found", path=path)
+    from editkit.checkpoints.validate import check_module
+
     if path.suffix == ".safetensors":
-        return _load_safetensors(path, str(device))
+        enc = _load_safetensors(path, str(device))
+        check_module(enc, path, "encoder")  # finite, numeric tensors
+        return enc
     try:
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -203,4 +207,6 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Latent
                               f"{str(exc).splitlines()[0] if str(exc) else ''})", path=path) from exc
     if not isinstance(ckpt, dict):
         raise CheckpointError("checkpoint is not a dict", path=path)
-    return encoder_from_e4e_checkpoint(ckpt, path).float().to(device).eval()
+    enc = encoder_from_e4e_checkpoint(ckpt, path).float().to(device).eval()
+    check_module(enc, path, "encoder")
+    return enc

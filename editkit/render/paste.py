@@ -1,4 +1,7 @@
-"""Paste edited aligned faces back into the original photo (inverse transform + feathered mask).
+"""Paste generated aligned faces back into the original photo (inverse transform + feathered mask).
+
+This is the ``generated`` render mode: the face becomes the generator's picture of it. The
+``transfer`` mode (:mod:`editkit.render.transfer`) keeps the photo's pixels instead.
 
 The mask is the convex hull of the face (jaw line plus the eyebrows raised to cover the forehead),
 dilated and blurred, and limited to the part of the photo the crop actually covers, so only the face
@@ -7,16 +10,18 @@ changes and no seam shows. Pixels where the mask is zero are returned bit-identi
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from editkit.errors import UsageError
+from ..errors import UsageError
 
-from .aligner import AlignedFace
+if TYPE_CHECKING:  # faces are duck-typed: anything with the attributes of inversion.align.AlignedFace
+    from inversion.align import AlignedFace
 
 
-def _face_scale(landmarks: np.ndarray) -> float:
+def face_scale(landmarks: np.ndarray) -> float:
     span = landmarks.max(axis=0) - landmarks.min(axis=0)
     return float(max(np.hypot(*span) / np.sqrt(2.0), 4.0))
 
@@ -30,7 +35,7 @@ def _hull_points(face: AlignedFace) -> np.ndarray:
     return np.concatenate([lm[0:17], lm[17:27], brows])
 
 
-def _roi(face: AlignedFace, shape: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
+def face_roi(face: AlignedFace, shape: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
     pts = np.concatenate([face.quad, _hull_points(face)])
     lo = np.floor(pts.min(axis=0) - margin).astype(int)
     hi = np.ceil(pts.max(axis=0) + margin).astype(int) + 1
@@ -38,7 +43,7 @@ def _roi(face: AlignedFace, shape: tuple[int, int], margin: float) -> tuple[int,
     return max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h)
 
 
-def _crop_to_photo(face: AlignedFace, crop_size: int) -> np.ndarray:
+def crop_to_photo(face: AlignedFace, crop_size: int) -> np.ndarray:
     """3×3 matrix from pixels of a ``crop_size`` crop (any size) to photo pixels."""
     r = face.size / crop_size
     rescale = np.array([[r, 0.0, 0.5 * r - 0.5], [0.0, r, 0.5 * r - 0.5], [0.0, 0.0, 1.0]])
@@ -70,7 +75,7 @@ def face_mask(face: AlignedFace, shape: tuple[int, int], crop_size: int | None =
     h, w = shape
     x0, y0, x1, y1 = roi if roi is not None else (0, 0, w, h)
     rw, rh = x1 - x0, y1 - y0
-    fs = _face_scale(np.asarray(face.landmarks))
+    fs = face_scale(np.asarray(face.landmarks))
     radius = max(int(round(0.06 * fs)), 1)
     sigma = max(0.05 * fs, 1.0)
     hull = cv2.convexHull(np.round((_hull_points(face) - [x0, y0]) * 16).astype(np.int32))
@@ -80,7 +85,7 @@ def face_mask(face: AlignedFace, shape: tuple[int, int], crop_size: int | None =
     mask = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), sigma)
     # Only where the crop has real data: its coverage, shrunk by 2 sigma and blurred alike.
     size = crop_size or face.size
-    m = _crop_to_photo(face, size)
+    m = crop_to_photo(face, size)
     m[:2, 2] -= [x0, y0]
     cover = cv2.warpAffine(np.ones((size, size), np.float32), m[:2], (rw, rh), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -112,18 +117,18 @@ def paste_back(photo: np.ndarray, faces: Iterable[tuple[AlignedFace, np.ndarray]
             raise UsageError(f"face was aligned on a {face.photo_size[0]}x{face.photo_size[1]} photo, "
                              f"cannot paste into {w}x{h}")
         size = crop.shape[0]
-        fs = _face_scale(np.asarray(face.landmarks))
-        roi = _roi(face, (h, w), margin=0.3 * fs)
+        fs = face_scale(np.asarray(face.landmarks))
+        roi = face_roi(face, (h, w), margin=0.3 * fs)
         x0, y0, x1, y1 = roi
         if x1 <= x0 or y1 <= y0:
             continue
-        m = _crop_to_photo(face, size)
+        m = crop_to_photo(face, size)
         pixels_per_crop_px = float(np.sqrt(abs(np.linalg.det(m[:2, :2]))))
         src = crop
         if pixels_per_crop_px < 1 / 3:  # strong shrinking: antialias down to 2 crop px per photo px first
             small = max(int(round(size * pixels_per_crop_px * 2)), 2)
             src = cv2.resize(crop, (small, small), interpolation=cv2.INTER_AREA)
-            m = _crop_to_photo(face, small)
+            m = crop_to_photo(face, small)
         m[:2, 2] -= [x0, y0]
         warped = cv2.warpAffine(src, m[:2], (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC,
                                 borderMode=cv2.BORDER_REPLICATE)
@@ -139,8 +144,8 @@ def paste_mask(photo_shape: tuple[int, ...], faces: Iterable[AlignedFace]) -> np
     h, w = photo_shape[:2]
     total = np.zeros((h, w), np.float32)
     for face in faces:
-        fs = _face_scale(np.asarray(face.landmarks))
-        x0, y0, x1, y1 = _roi(face, (h, w), margin=0.3 * fs)
+        fs = face_scale(np.asarray(face.landmarks))
+        x0, y0, x1, y1 = face_roi(face, (h, w), margin=0.3 * fs)
         if x1 > x0 and y1 > y0:
             sub = face_mask(face, (h, w), roi=(x0, y0, x1, y1))
             total[y0:y1, x0:x1] = np.maximum(total[y0:y1, x0:x1], sub)

@@ -1,4 +1,4 @@
-"""Rendering results people look at: image conversion, grids, GIF and MP4 writers (all atomic)."""
+"""Image conversion, grids, GIF and MP4 writers (all atomic)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +6,13 @@ from typing import Sequence
 
 import numpy as np
 
-from .atomic import atomic_path
-from .errors import UsageError
+from ..atomic import atomic_path
+from ..errors import BadInputError, UsageError
+
+
+class RenderError(BadInputError):
+    """A rendered image is not finite: nothing is written (the weights or the code are damaged)."""
+
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
@@ -22,6 +27,8 @@ def to_uint8(images) -> np.ndarray:
     except ImportError:  # pragma: no cover
         pass
     a = np.asarray(images, dtype=np.float32)
+    if not np.isfinite(a).all():  # NaN/inf would silently become a black face
+        raise RenderError("the rendered image holds NaN/inf values (damaged weights or a non-finite code)")
     a = np.clip((a + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
     return np.moveaxis(a, -3, -1)
 
