@@ -207,7 +207,7 @@ def transfer_face(photo: np.ndarray, face: AlignedFace, reconstruction: np.ndarr
     def sample(a: np.ndarray) -> np.ndarray:
         return cv2.remap(a, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
-    region = face_mask(face, (h, w), crop_size=n, roi=(x0, y0, x1, y1))
+    region = face_mask(face, (h, w), roi=(x0, y0, x1, y1))  # the paste-back region (paste_mask)
     mask = sample(f.mask) * region
     mask[mask < 1.0 / 256.0] = 0.0
     if not mask.any():
