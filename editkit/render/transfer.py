@@ -44,9 +44,10 @@ class TransferSettings:
     detail: int | None = None  # the generator's true resolution in pixels (None: its output size)
     field_size: int = 256  # the change fields are computed at this crop size (at least the generator's)
     max_shift: float = 0.08  # largest warp
-    max_light: float = 30.0  # largest lightness change (L*, 0..100), soft-clipped
+    max_light: float = 20.0  # largest lightness change (L*, 0..100), soft-clipped
     max_chroma: float = 12.0  # largest a*/b* change, soft-clipped
     light_range: tuple[float, float] = (4.0, 96.0)  # the edit may not push L* beyond these (nor beyond the photo's own)
+    light_ratio: float = 0.6  # nor darken a pixel below this fraction of its L*, nor close more of its gap to white
     shift_significant: float = 0.006  # a warp of this size counts fully into the mask
     light_significant: float = 3.0  # L* change that counts fully into the mask
     chroma_significant: float = 4.0
@@ -221,7 +222,10 @@ def transfer_face(photo: np.ndarray, face: AlignedFace, reconstruction: np.ndarr
     lab[..., 0] += sample(f.light) * mask
     lab[..., 1:] += sample(f.chroma) * mask[..., None]
     lo, hi = st.light_range
-    lab[..., 0] = np.clip(lab[..., 0], np.minimum(light0, lo), np.maximum(light0, hi))
+    r = st.light_ratio
+    floor = np.minimum(light0, np.maximum(lo, r * light0))  # a shadow cannot turn a feature black ...
+    ceil = np.maximum(light0, np.minimum(hi, 100.0 - r * (100.0 - light0)))  # ... nor a highlight white
+    lab[..., 0] = np.clip(lab[..., 0], floor, ceil)
     rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
     new = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
     region_px = out[y0:y1, x0:x1]
