@@ -3,7 +3,9 @@ identity distance to the input face and the predicted attributes before and afte
 
 All three crops of a face (the aligned input, its reconstruction and the edited face) are analysed
 at the generator's resolution with the same tight box (from the face's 68 landmarks), so the
-numbers compare like with like. ``distance`` < 0.6 is face-api's "same person".
+numbers compare like with like. ``distance`` < 0.6 is face-api's "same person". With the
+``transfer`` render mode the input and edited faces are instead the photo's own, before and after,
+cut at one size from the photo and the output (the reconstruction stays the generator's).
 """
 from __future__ import annotations
 
@@ -14,18 +16,24 @@ from typing import Any, Sequence
 import numpy as np
 
 
-def annotate_faces(faces: Sequence[Any]) -> None:
-    """Fill ``identity`` and ``attributes`` of each ``editor.FaceEdit`` in place (one batched pass)."""
+def annotate_faces(faces: Sequence[Any], rendered: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+    """Fill ``identity`` and ``attributes`` of each ``editor.FaceEdit`` in place (one batched pass).
+
+    ``rendered``: per face, (before, after) square aligned crops of the photo and of the output (any
+    one size each); measured instead of the generator's input and edited crops.
+    """
     from . import facenets
 
     if not faces:
         return
     crops, lms = [], []
-    for f in faces:
+    for n, f in enumerate(faces):
         lm = np.asarray(f.face.landmarks_in_crop, dtype=np.float64)
-        for img in (f.before, f.reconstruction, f.after):
+        before, after = (f.before, f.after) if rendered is None else rendered[n]
+        scale = np.asarray(before).shape[0] / np.asarray(f.before).shape[0]
+        for img, mark in ((before, lm * scale), (f.reconstruction, lm), (after, lm * scale)):
             crops.append(np.asarray(img, dtype=np.uint8))
-            lms.append(lm)
+            lms.append(mark)
     try:
         res = facenets.analyze(crops, landmarks=lms)
     except ValueError as exc:  # a degenerate landmark box (face far outside its crop)
@@ -39,7 +47,9 @@ def annotate_faces(faces: Sequence[Any]) -> None:
         f.identity = {"distance": round(d, 4),
                       "similarity": round(float(facenets.identity_similarity(res.descriptor[b], res.descriptor[a])), 4),
                       "same_person": d < facenets.SAME_PERSON_DISTANCE,
-                      "distance_reconstruction": round(dist(b, r), 4), "distance_edit": round(dist(r, a), 4)}
+                      "distance_reconstruction": round(dist(b, r), 4),
+                      # the edit's own effect: from the unedited output (the reconstruction, or the photo itself with transfer)
+                      "distance_edit": round(dist(r, a) if rendered is None else d, 4)}
         f.attributes = {"before": res.face(b), "reconstruction": res.face(r), "after": res.face(a)}
 
 
@@ -53,7 +63,9 @@ def edit_report(result: Any, labels: Sequence[str | None] = (), photo: str | Pat
         "edits": [{"direction": k, "label": lab(k), "strength": s} for k, s in result.edits],
         "identity_threshold": 0.6,
         "measured_with": "editkit.facenets (face-api recognition, age/gender, expression nets) on the aligned "
-                         "crops at the generator's resolution, tight landmark box",
+                         "faces, tight landmark box: with render 'transfer' the photo's face before and after "
+                         "(cut from the photo and the output), with 'generated' the crops at the generator's "
+                         "resolution",
         "faces": [{"index": f.index, "box": list(f.face.box) if getattr(f.face, "box", None) is not None else None,
                    "identity": f.identity, "attributes": f.attributes,
                    "inversion": {k: v for k, v in f.metrics.items() if isinstance(v, (int, float, str, bool))}}

@@ -485,8 +485,11 @@ class Editor:
                          source=src, warnings=notes, render=mode, mask=mask)
         if self.analyze_faces:
             from .edit_report import annotate_faces
+            from .render import face_crops
 
-            annotate_faces(out_faces)
+            annotate_faces(out_faces, None if mode == "generated" else
+                           list(zip(face_crops(src.array, [f.face for f in out_faces], 256),
+                                    face_crops(res.image, [f.face for f in out_faces], 256))))
         return res
 
     def traverse(self, photo, attr, strength: float | tuple[float, float] | None = None, frames: int = 24,

@@ -2,7 +2,7 @@
 
     .venv/bin/python examples/edit_photo.py PHOTO [--model BUNDLE] [--attr smile --strength 2 ...] [-o OUT]
 
-Writes OUT (the full photo with the edited faces pasted back) and OUT-stem.crops.png (aligned faces
+Writes OUT (the full photo with the edits transferred onto its own pixels) and OUT-stem.crops.png (aligned faces
 before | after), then prints each face's inversion quality.
 """
 from __future__ import annotations

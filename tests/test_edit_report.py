@@ -35,17 +35,28 @@ def test_faces_carry_identity_and_attributes(editor):
     for part in f.attributes.values():
         assert 0 < part["age"] < 120 and 0 <= part["p_male"] <= 1
         assert set(part["expression"]) == set(facenets.EXPRESSIONS)
-    # the numbers are the face networks' on the aligned crops with the landmark box
-    lm = f.face.landmarks_in_crop
-    ref = facenets.analyze([f.before, f.after], landmarks=[lm, lm])
+    # transfer (default): the numbers are the face networks' on the photo's face before and after,
+    # cut from the photo and the output at one size, with the landmark box
+    from editkit.render import face_crops
+
+    before, after = face_crops(res.photo, [f.face], 256)[0], face_crops(res.image, [f.face], 256)[0]
+    lm = f.face.landmarks_in_crop * before.shape[0] / f.before.shape[0]
+    ref = facenets.analyze([before, after], landmarks=[lm, lm])
     assert f.identity["distance"] == pytest.approx(float(facenets.identity_distance(ref.descriptor[0], ref.descriptor[1])), abs=1e-4)
     assert f.attributes["after"]["age"] == pytest.approx(float(ref.age[1]), abs=1e-3)
     assert f.identity["same_person"] == (f.identity["distance"] < 0.6)
     assert -1 <= f.identity["similarity"] <= 1
-    # a zero-strength edit changes nothing: after == reconstruction
-    res0 = editor.edit(FACE_PHOTO, attr=0, strength=0.0)
-    f0 = res0.faces[0]
-    assert f0.identity["distance_edit"] == 0 and f0.attributes["after"] == f0.attributes["reconstruction"]
+    # a zero-strength edit changes nothing: the photo comes back, its face unchanged
+    f0 = editor.edit(FACE_PHOTO, attr=0, strength=0.0).faces[0]
+    assert f0.identity["distance"] == f0.identity["distance_edit"] == 0
+    assert f0.attributes["after"] == f0.attributes["before"]
+    # generated: the generator's aligned crops, and after == reconstruction at strength 0
+    g = editor.edit(FACE_PHOTO, attr=0, strength=2.0, render="generated").faces[0]
+    lm = g.face.landmarks_in_crop
+    ref = facenets.analyze([g.before, g.after], landmarks=[lm, lm])
+    assert g.identity["distance"] == pytest.approx(float(facenets.identity_distance(ref.descriptor[0], ref.descriptor[1])), abs=1e-4)
+    g0 = editor.edit(FACE_PHOTO, attr=0, strength=0.0, render="generated").faces[0]
+    assert g0.identity["distance_edit"] == 0 and g0.attributes["after"] == g0.attributes["reconstruction"]
     rep = res.report(editor.navigator.labels, FACE_PHOTO)
     assert rep["edits"] == [{"direction": 0, "label": "smile", "strength": 2.0}]
     json.dumps(rep)

@@ -40,7 +40,7 @@ def test_edit_result_parts(editor, result):
         assert torch.allclose(f.ws_edited, f.ws + 2.0 * D0, atol=1e-5)
         assert np.abs(f.after.astype(int) - f.reconstruction.astype(int)).max() > 0
         assert "psnr" in f.metrics
-    # pasted back: the face region changed, the far corners of the photo did not
+    # rendered (transfer): the face region changed, the far corners of the photo did not
     assert (result.image != photo).any()
     assert np.array_equal(result.image[:40, -40:], photo[:40, -40:])
     assert np.array_equal(result.image[-10:, :10], photo[-10:, :10])

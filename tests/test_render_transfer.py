@@ -154,3 +154,32 @@ def test_fields_render_modes_and_native_crop(face_and_grid):
         transfer_back(photo[:-2], [(face, rec, edi)])
     crop = native_crop(photo, face)
     assert crop.shape == (native_size(face), native_size(face), 3) and native_size(face) > 8 * R
+
+
+# --- through the Editor, on real photos ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def editor(tmp_path_factory):
+    import editkit
+    from product_helpers import build_tiny_bundle
+
+    return editkit.Editor(build_tiny_bundle(tmp_path_factory.mktemp("tr") / "tiny"), method="encoder",
+                          analyze_faces=False)
+
+
+def test_editor_strength_zero_returns_the_photo_multi_face(editor):
+    from editkit.photos import load_photo
+
+    path = FIX / "dlib_voc_2008_001009.jpg"
+    photo = load_photo(path)
+    res0 = editor.edit(path, attr=0, strength=0.0)
+    assert len(res0.faces) == 2 and res0.render == "transfer"
+    assert np.abs(res0.image.astype(int) - photo.astype(int)).max() <= 1
+    res = editor.edit(path, attr=[0, 1], strength=[2.0, -1.0])
+    assert np.array_equal(res.image[res.mask == 0], photo[res.mask == 0])  # nothing outside the change's mask
+    for f in res.faces:  # every face changed, inside its own region
+        region = paste_mask(photo.shape, [f.face]) > 0.5
+        assert np.abs(res.image[region].astype(int) - photo[region].astype(int)).mean() > 0.5
+    assert not (res.mask[paste_mask(photo.shape, [f.face for f in res.faces]) == 0] > 0).any()
+    gen = editor.edit(path, attr=0, strength=0.0, render="generated")  # the old paste-back is not identity
+    assert np.abs(gen.image.astype(int) - photo.astype(int)).max() > 10

@@ -44,15 +44,16 @@ class TransferSettings:
     detail: int | None = None  # the generator's true resolution in pixels (None: its output size)
     field_size: int = 256  # the change fields are computed at this crop size (at least the generator's)
     max_shift: float = 0.08  # largest warp
-    max_light: float = 30.0  # largest lightness change (L*, 0..100), soft-clipped
-    max_chroma: float = 18.0  # largest a*/b* change, soft-clipped
+    max_light: float = 20.0  # largest lightness change (L*, 0..100), soft-clipped
+    max_chroma: float = 12.0  # largest a*/b* change, soft-clipped
     light_range: tuple[float, float] = (4.0, 96.0)  # the edit may not push L* beyond these (nor beyond the photo's own)
+    light_ratio: float = 0.6  # nor darken a pixel below this fraction of its L*, nor close more of its gap to white
     shift_significant: float = 0.006  # a warp of this size counts fully into the mask
     light_significant: float = 3.0  # L* change that counts fully into the mask
     chroma_significant: float = 4.0
     relative_significant: float = 0.2  # ... or this fraction of the change's 98th percentile, if larger
     feather: float = 0.025  # Gaussian feather of the change mask
-    chroma_blur: float = 2.0  # chroma residual blur, in generator pixels (lightness: 0.7)
+    chroma_blur: float = 3.0  # chroma residual blur, in generator pixels (lightness: 0.7)
     flow_smooth: float = 1.5  # flow smoothing, in generator pixels
 
     def __post_init__(self):
@@ -102,6 +103,21 @@ def warp(image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LIN
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     return cv2.remap(image, gx + flow[..., 0], gy + flow[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE)
+
+
+def warp_detail_preserving(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """Sample ``image`` at (map_x, map_y) without the blur of sub-pixel interpolation.
+
+    The image is split into a base (Gaussian, sigma 1 px) and its fine detail; the base is
+    resampled with Lanczos (smooth edges), the detail with nearest neighbour (its pixels are
+    copied, so skin and hair texture keep their contrast). Float32 RGB in 0..255 is returned.
+    """
+    img = image.astype(np.float32)
+    base = cv2.GaussianBlur(img, (0, 0), 1.0, borderType=cv2.BORDER_REFLECT)
+    detail = img - base
+    wb = cv2.remap(base, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
+    wd = cv2.remap(detail, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
+    return wb + wd
 
 
 def change_fields(reconstruction: np.ndarray, edited: np.ndarray,
@@ -192,7 +208,7 @@ def transfer_face(photo: np.ndarray, face: AlignedFace, reconstruction: np.ndarr
     def sample(a: np.ndarray) -> np.ndarray:
         return cv2.remap(a, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
-    region = face_mask(face, (h, w), crop_size=n, roi=(x0, y0, x1, y1))
+    region = face_mask(face, (h, w), roi=(x0, y0, x1, y1))  # the paste-back region (paste_mask)
     mask = sample(f.mask) * region
     mask[mask < 1.0 / 256.0] = 0.0
     if not mask.any():
@@ -200,14 +216,16 @@ def transfer_face(photo: np.ndarray, face: AlignedFace, reconstruction: np.ndarr
     flow = sample(f.flow) * mask[..., None]
     dx = m[0, 0] * flow[..., 0] + m[0, 1] * flow[..., 1]  # crop-pixel shift -> photo-pixel shift
     dy = m[1, 0] * flow[..., 0] + m[1, 1] * flow[..., 1]
-    warped = cv2.remap(out, (gx + dx).astype(np.float32), (gy + dy).astype(np.float32), cv2.INTER_LANCZOS4,
-                       borderMode=cv2.BORDER_REFLECT)
-    lab = _lab(warped.astype(np.float32) / 255.0)
+    warped = warp_detail_preserving(out, (gx + dx).astype(np.float32), (gy + dy).astype(np.float32))
+    lab = _lab(np.clip(warped, 0.0, 255.0) / 255.0)
     light0 = lab[..., 0].copy()
     lab[..., 0] += sample(f.light) * mask
     lab[..., 1:] += sample(f.chroma) * mask[..., None]
     lo, hi = st.light_range
-    lab[..., 0] = np.clip(lab[..., 0], np.minimum(light0, lo), np.maximum(light0, hi))
+    r = st.light_ratio
+    floor = np.minimum(light0, np.maximum(lo, r * light0))  # a shadow cannot turn a feature black ...
+    ceil = np.maximum(light0, np.minimum(hi, 100.0 - r * (100.0 - light0)))  # ... nor a highlight white
+    lab[..., 0] = np.clip(lab[..., 0], floor, ceil)
     rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
     new = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
     region_px = out[y0:y1, x0:x1]

@@ -3,7 +3,7 @@
 Every model call goes through the one :class:`editkit.Editor` of the process, under a
 :class:`~editkit.web.state.ModelLock`. Each result comes from ``Editor.edit`` / ``Editor.traverse``
 with the face's inversion cached in the session, so a slider move costs one generator pass and the
-paste-back, and a download is byte for byte what ``editkit edit`` writes with the same settings.
+rendering (the transfer by default), and a download is byte for byte what ``editkit edit`` writes with the same settings.
 """
 from __future__ import annotations
 
@@ -169,7 +169,7 @@ class EditorService:
         """The part of the edited photo that differs from the photo: (PNG, (x, y, width, height)).
 
         The page draws it over the photo it already has, so a move costs the same on a 2 MP or a
-        20 MP photo. Only the region around the edited faces is compared (paste-back changes nothing
+        20 MP photo. Only the region around the edited faces is compared (rendering changes nothing
         outside it); ``width == 0`` means nothing differs.
         """
         res = self.result(session, face, method, edits)
@@ -293,7 +293,7 @@ class EditorService:
 
 def _attr_lists(edits: list[tuple[int, float]]) -> tuple[list[int], list[float]]:
     if not edits:
-        return [0], [0.0]  # no edit: the face's reconstruction pasted back (as --attr 0 --strength 0)
+        return [0], [0.0]  # no edit (as --attr 0 --strength 0): the photo itself with transfer
     return [k for k, _ in edits], [s for _, s in edits]
 
 
