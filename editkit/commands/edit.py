@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -339,8 +338,10 @@ def directions_cmd(
     ed = make_editor(model, generator, None, navigator, device, "encoder")
     dirs = ed.directions()
     if as_json:
-        typer.echo(json.dumps([{"index": d.index, "label": d.label, "strength_range": list(d.strength_range),
-                                "layers": d.layers} for d in dirs], indent=2))
+        from ..console import emit_json
+
+        emit_json([{"index": d.index, "label": d.label, "strength_range": list(d.strength_range), "layers": d.layers}
+                   for d in dirs])
     else:
         from rich.console import Console
         from rich.table import Table
