@@ -9,11 +9,10 @@ Models are loaded once, when the Editor is created, and reused by every call.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
-
-import warnings
 
 import numpy as np
 import torch
