@@ -95,7 +95,7 @@ def check_early(method: str, device: str, strengths: list[float] = (), option: s
     from ..editor import METHODS
 
     if method not in METHODS:
-        raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise UsageError(f"unknown inversion method {method!r}: --method must be one of {', '.join(METHODS)}")
     dev = str(device)
     base = dev.split(":", 1)[0]
     if base not in ("cpu", "cuda", "mps", "auto") or (base in ("cpu", "auto", "mps") and ":" in dev) or (
