@@ -11,11 +11,10 @@ change; ``'generated'`` pastes the generator's face back) lives in :mod:`editkit
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
-
-import warnings
 
 import numpy as np
 import torch

@@ -323,18 +323,25 @@ def test_batch_says_where_the_report_could_not_be_written(tmp_path, bundle_dir, 
 # ------------------------------------------------------------------------------------------ 5. signals
 def _paused(point: str, flag: Path, *argv) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", EDITKIT_TEST_PAUSE=f"{point}:{flag}")
+    # a test run started in the background (nohup, `&` in a script) inherits SIGINT ignored: give the
+    # worker the default disposition, as an interactive shell would
     return subprocess.Popen([str(EDITKIT_BIN), *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=REPO)
+                            text=True, env=env, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _signal_when_paused(proc: subprocess.Popen, flag: Path, sig: int) -> tuple[str, str]:
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while not flag.exists():
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the worker never reached the pause point"
         time.sleep(0.02)
     proc.send_signal(sig)  # the worker is blocked at the pause point: the signal arrives there, every time
-    return proc.communicate(timeout=120)
+    try:
+        return proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
 
 
 @pytest.mark.parametrize("sig,code,word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])

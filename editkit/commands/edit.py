@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -105,7 +104,7 @@ def check_early(method: str, device: str, strengths: list[float] = (), option: s
     from ..editor import METHODS
 
     if method not in METHODS:
-        raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise UsageError(f"unknown inversion method {method!r}: --method must be one of {', '.join(METHODS)}")
     dev = str(device)
     base = dev.split(":", 1)[0]
     if base not in ("cpu", "cuda", "mps", "auto") or (base in ("cpu", "auto", "mps") and ":" in dev) or (
@@ -366,9 +365,10 @@ def directions_cmd(
     ed = make_editor(model, generator, None, navigator, device, "encoder")
     dirs = ed.directions()
     if as_json:
-        typer.echo(json.dumps([{"index": d.index, "label": d.label, "strength_range": list(d.strength_range),
-                                "layers": d.layers, "effect": d.effect, "identity_distance": d.identity_distance}
-                               for d in dirs], indent=2))
+        from ..console import emit_json
+
+        emit_json([{"index": d.index, "label": d.label, "strength_range": list(d.strength_range), "layers": d.layers,
+                    "effect": d.effect, "identity_distance": d.identity_distance} for d in dirs])
     else:
         from rich.console import Console
         from rich.table import Table
