@@ -144,7 +144,7 @@ class Editor:
     ``inversion.align.align_faces`` (e.g. ``detector='cnn'``, ``upsample=2``). Official files instead: ``Editor(generator="ffhq.pkl", encoder="e4e_ffhq_encode.pt",
     navigator="nav.safetensors", alignment="ffhq")``. ``generator``/``encoder``/``navigator`` also
     override the bundle's files when given with ``model``. ``precision``: the generator's inference mode,
-    'auto' (bfloat16 where the CPU/GPU runs it natively, else float32), 'float32' (exact) or 'bf16'
+    'auto' (bfloat16 where the CPU runs it natively, else float32), 'float32' (exact) or 'bf16'
     (see ``editkit.precision``); inversion with gradients always runs in float32.
     """
 
@@ -159,7 +159,10 @@ class Editor:
         from navigator import load_navigator
 
         from . import registry
+        from .precision import PRECISIONS, apply_precision
 
+        if precision not in PRECISIONS:  # before any model is loaded
+            raise UsageError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
         self.device = _device(device)
         self.bundle = None
         if generator is None and model is not None and registry.is_generator_spec(model):
@@ -180,10 +183,6 @@ class Editor:
             align = alignment
         self.paths = {"generator": gen_path, "encoder": enc_path, "navigator": nav_path}
         self.G = editkit.load_generator(gen_path, device=self.device).eval().requires_grad_(False)
-        from .precision import PRECISIONS, apply_precision
-
-        if precision not in PRECISIONS:
-            raise UsageError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
         self.precision = apply_precision(self.G, precision)  # the mode used: 'float32' or 'bf16'
         self.encoder = None
         if enc_path is not None:
