@@ -251,16 +251,22 @@ def main() -> None:
         torch.set_num_threads(min(2, os.cpu_count() or 1))
         name = f"CPU ({torch.get_num_threads()} threads)"
     suite = Suite(device, args.budget_s, args.tiny)
-    for part in [p.strip() for p in args.parts.split(",") if p.strip()]:
-        if part == "generator":
-            suite.generator(args.compile)
-        elif part in ("navigator", "trainer", "edit"):
-            getattr(suite, part)()
-        else:
-            raise SystemExit(f"unknown part {part!r}")
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in ("generator", "navigator", "trainer", "edit")]
+    if unknown:
+        raise SystemExit(f"unknown part(s) {', '.join(unknown)} (choose from generator, navigator, trainer, edit)")
+    for part in parts:
+        try:  # one failing part (e.g. no dlib on the GPU machine for 'edit') must not lose the others' rows
+            suite.generator(args.compile) if part == "generator" else getattr(suite, part)()
+        except Exception as exc:  # noqa: BLE001 (reported in the table, the run goes on)
+            suite.row(part, "failed", f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}")
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
     print(f"\nGPU suite{' (tiny, CPU check)' if args.tiny else ''}: {name}, torch {torch.__version__}, "
           f"{time.strftime('%Y-%m-%d')}, {suite.elapsed():.0f} s")
     print(suite.table())
+    if any(r[1] == "failed" for r in suite.rows):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

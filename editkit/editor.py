@@ -190,7 +190,7 @@ class Editor:
     attributes of every edited face with editkit.facenets (about 0.5 s per face on a CPU).
     ``render``: 'transfer' (default) or 'generated'; ``transfer``: :class:`editkit.render.TransferSettings`;
     ``pti``: :class:`inversion.pti.PTISettings` for ``method='pti'``. ``precision``: the generator's
-    inference mode, 'auto' (bfloat16 where the CPU/GPU runs it natively, else float32), 'float32' (exact)
+    inference mode, 'auto' (bfloat16 where the CPU runs it natively, else float32), 'float32' (exact)
     or 'bf16' (see ``editkit.precision``).
     """
 
@@ -206,7 +206,10 @@ class Editor:
         from navigator import load_navigator
 
         from . import registry
+        from .precision import PRECISIONS, apply_precision
 
+        if precision not in PRECISIONS:  # before any model is loaded
+            raise UsageError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
         self.device = _device(device)
         self.bundle = None
         if generator is None and model is not None and registry.is_generator_spec(model):
@@ -229,10 +232,6 @@ class Editor:
             align = alignment
         self.paths = {"generator": gen_path, "encoder": enc_path, "navigator": nav_path}
         self.G = editkit.load_generator(gen_path, device=self.device).eval().requires_grad_(False)
-        from .precision import PRECISIONS, apply_precision
-
-        if precision not in PRECISIONS:
-            raise UsageError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
         self.precision = apply_precision(self.G, precision)  # the mode used: 'float32' or 'bf16'
         self.encoder = None
         if enc_path is not None:

@@ -28,7 +28,7 @@ class _FrozenWeightCache:
         self.values: dict[str, torch.Tensor] = {}
 
     def get(self, weight: torch.Tensor, name: str, make) -> torch.Tensor | None:
-        if weight.requires_grad:
+        if weight.requires_grad or torch.compiler.is_compiling():  # traced graphs compute it themselves
             return None
         key = (weight.data_ptr(), weight._version, weight.device, weight.dtype)
         if key != self.key:

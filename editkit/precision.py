@@ -4,8 +4,9 @@
 convolutions and activations in bfloat16 (through oneDNN on the CPU) while the mapping network, the
 styles, the demodulation coefficients and the RGB accumulation stay float32; its output is checked
 against float32 (PSNR >= 40 dB, ``tests/test_precision.py``). ``auto`` picks bf16 only where it is
-native: a CPU with AVX-512 BF16 or AMX (detected from the CPU flags and oneDNN, never assumed), or a
-CUDA GPU that supports bfloat16; everywhere else it is float32.
+native on a CPU with AVX-512 BF16 or AMX (detected from the CPU flags and oneDNN, never assumed);
+everywhere else it is float32. On CUDA, ``auto`` is float32 too: there the generator is a small part of
+an edit's time, and ``bf16`` can be asked for explicitly (``benchmarks/gpu_suite.py`` times both).
 """
 from __future__ import annotations
 
@@ -56,8 +57,6 @@ def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str
     if precision != "auto":
         return precision
     dev = torch.device(device)
-    if dev.type == "cuda":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float32"
     if dev.type == "cpu":
         return "bf16" if cpu_bf16_supported() else "float32"
     return "float32"

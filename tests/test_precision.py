@@ -41,6 +41,7 @@ def test_bf16_is_used_only_where_the_cpu_runs_it_natively(monkeypatch, flags, on
     assert prec.resolve_precision("bf16", "cpu") == "bf16"        # explicit request: honoured (maybe slow)
     with pytest.raises(ValueError, match="unknown precision"):
         prec.resolve_precision("fp8", "cpu")
+    assert prec.resolve_precision("auto", "cuda") == "float32"  # explicit bf16 only on GPUs
 
 
 def test_cpu_flags_are_read_from_this_machine():

@@ -27,7 +27,7 @@ _STEPS_HELP = "Optimisation steps for 'hybrid'/'optimize' (default: the inversio
 _DET_HELP = "Face detector: 'hog' (fast) or 'cnn' (dlib MMOD; finds small and turned faces, slower)."
 _SCORE_HELP = "Ignore face detections scoring below this (HOG; real faces score ~0.3-3, false ones ~0.1)."
 _UPS_HELP = "Upsample the photo this many times before detection (finds smaller faces, slower)."
-_PREC_HELP = "Generator precision: auto (bf16 where the CPU/GPU runs it natively, else float32), float32 (exact) or bf16."
+_PREC_HELP = "Generator precision: auto (bf16 where the CPU runs it natively, else float32), float32 (exact) or bf16."
 _ATTR_HELP = "Direction: an index or a label (see `editkit directions`); repeat for several edits at once."
 _FORCE_HELP = ("Render strengths beyond the hard limit (4 x the direction's recommended range); outside the recommended "
                "range a warning is printed either way.")
