@@ -33,6 +33,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from inversion.optimize import ProjectorSchedule  # noqa: E402
+
+# The hybrid refinement before early stopping / batching / the faster schedule: 250 steps at lr 0.05.
+BEFORE_SCHEDULE = ProjectorSchedule(steps=250, lr=0.05, lr_rampup=0.0, lr_rampdown=0.25, w_noise=0.0)
+
 # Published anchors (shared/design/anchors.md 4a/4b; GPU models mostly not stated).
 ANCHORS = [
     ("e4e (encoder)", "~0.1 s/img GPU", "LPIPS 0.20, L2 0.052 (CelebA-HQ, HyperStyle table)"),
@@ -136,8 +141,8 @@ def run_methods(G, enc, images, args) -> list[dict]:
     plans = []
     if enc is not None:
         plans += [("encoder", "encoder", {}), ("hybrid", "hybrid", {"steps": args.hybrid_steps}),
-                  ("hybrid 250 (before)", "hybrid", {"steps": 250, "early_stop": False, "precision": "float32",
-                                                     "batch_size": 8, "identity_weight": 0.0})]
+                  ("hybrid 250 (before)", "hybrid", {"schedule": BEFORE_SCHEDULE, "early_stop": False,
+                                                     "precision": "float32", "batch_size": 8, "identity_weight": 0.0})]
     plans += [("optimize", "optimize", {"steps": args.optimize_steps})]
     rows = []
     for label, method, options in plans:
@@ -231,7 +236,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per row (median reported)")
     ap.add_argument("--only", help="comma-separated rows to run: encoder, hybrid, optimize")
     ap.add_argument("--id-sweep", help="comma-separated identity-loss weights: run hybrid with each instead")
-    ap.add_argument("--hybrid-steps", type=int, default=None, help="default: the refine schedule (250)")
+    ap.add_argument("--hybrid-steps", type=int, default=None, help="default: the refine schedule (140)")
     ap.add_argument("--optimize-steps", type=int, default=None, help="default: the projector schedule (1000)")
     ap.add_argument("--encoder-steps", type=int, default=500, help="training steps for the tiny fallback setup")
     ap.add_argument("--vgg16", help="local VGG16 weights for LPIPS (loss and metric)")

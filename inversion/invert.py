@@ -96,7 +96,7 @@ def invert(G, images: torch.Tensor, method: str = "hybrid", encoder=None, steps:
     """Invert aligned face images ``[N, 3, H, W]`` in [-1, 1] into ``G``'s W+ space.
 
     ``encoder``: a :class:`inversion.encoders.LatentEncoder` (needed by 'encoder' and 'hybrid').
-    ``steps``: optimisation steps (default 1000 for 'optimize', 250 for 'hybrid'): an upper bound,
+    ``steps``: optimisation steps (default 1000 for 'optimize', 140 for 'hybrid'): an upper bound,
     since each face stops on convergence (``early_stop``: True, False or a
     :class:`~inversion.optimize.Convergence`). ``vgg16``: local VGG16 file for LPIPS (else looked
     up; without one the documented fallback loss is used: pixel MSE + ``discriminator`` or encoder

@@ -46,9 +46,10 @@ class ProjectorSchedule:
         return w_std * self.w_noise * max(0.0, 1.0 - t / self.w_noise_ramp) ** 2
 
 
-#: Schedule for refining an encoder's output (hybrid): no w-noise (it would undo the good start),
-#: a smaller lr and no ramp-up.
-REFINE_SCHEDULE = ProjectorSchedule(steps=250, lr=0.05, lr_rampup=0.0, lr_rampdown=0.25, w_noise=0.0)
+#: Schedule for refining an encoder's output (hybrid): no w-noise (it would undo the good start) and no
+#: ramp-up. 140 steps at lr 0.2 replaced 250 at lr 0.05: on 8 held-out real faces (bundled 64-px model,
+#: fallback loss) PSNR 24.24 vs 24.34 dB at 56 % of the steps (250 at lr 0.2: 24.90; 120 at 0.3: 23.90).
+REFINE_SCHEDULE = ProjectorSchedule(steps=140, lr=0.2, lr_rampup=0.0, lr_rampdown=0.25, w_noise=0.0)
 
 
 @dataclass

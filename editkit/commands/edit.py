@@ -23,7 +23,7 @@ _RENDER_HELP = ("'transfer': keep the photo and carry over only the edit's chang
                 "generator whose detail you want).")
 _DEVICE_HELP = "Device: cpu, cuda, cuda:N or auto (the GPU when there is one)."
 DEFAULT_DEVICE = "auto"
-_STEPS_HELP = "Optimisation steps for 'hybrid'/'optimize' (default: the inversion's own: 250 hybrid, 1000 optimize)."
+_STEPS_HELP = "Optimisation steps for 'hybrid'/'optimize' (default: the inversion's own: 140 hybrid, 1000 optimize)."
 _DET_HELP = "Face detector: 'hog' (fast) or 'cnn' (dlib MMOD; finds small and turned faces, slower)."
 _SCORE_HELP = "Ignore face detections scoring below this (HOG; real faces score ~0.3-3, false ones ~0.1)."
 _UPS_HELP = "Upsample the photo this many times before detection (finds smaller faces, slower)."

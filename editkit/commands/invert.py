@@ -47,7 +47,7 @@ def invert_cmd(
     encoder: Optional[str] = typer.Option(None, "--encoder", help=_ENC_HELP),
     face: str = typer.Option("all", "--face", help="Which face to invert: an index (0 = leftmost) or 'all'."),
     aligned: bool = typer.Option(False, "--aligned", help="PHOTO is already an aligned square face crop: skip detection and alignment."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimisation steps (default: 1000 for optimize, 250 for hybrid)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimisation steps (default: 1000 for optimize, 140 for hybrid; an upper bound with early stopping)."),
     w_space: str = typer.Option("w+", "--w-space", help="Optimise one code per layer ('w+') or one shared code ('w')."),
     vgg16: Optional[Path] = typer.Option(None, "--vgg16", help="Local torchvision VGG16 weights (vgg16-397923af.pth) for the LPIPS loss and metric; default: $EDITKIT_VGG16 or the torch hub cache. Without it a pixel + feature loss is used (blurrier detail)."),
     stop_psnr: Optional[float] = typer.Option(None, "--stop-psnr", help="Stop optimising once every face reaches this PSNR (dB)."),
