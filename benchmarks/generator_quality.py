@@ -81,7 +81,7 @@ def main() -> int:
 
     for extra in args.merge:
         for name, r in json.loads(Path(extra).read_text())["rows"].items():
-            rows.setdefault(name, r)
+            rows.setdefault(name if r["n"] == n else f"{name} ({r['n']:,} vs {r['n']:,})", r)
     print()
     print(f"| set | FD descriptor | FD trunk | precision | recall | n | note |")
     print("|---|---|---|---|---|---|---|")

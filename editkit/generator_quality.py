@@ -166,13 +166,13 @@ def model_card_section(q: dict) -> list[str]:
     """The model card's generator-quality section (markdown lines) from build_report['generator_quality']."""
     lines = ["## Generator quality (measured)",
              f"Face-network features (`editkit.generator_quality`: the 128-D descriptors and 256-D pooled trunk of the"
-             f" face-recognition network) of {q['samples']:,} generated faces (truncation {q['truncation']:g}) against"
-             f" {q['samples']:,} real UTKFace faces at 64 px, same crop. FD: Fréchet distance (lower is better);"
+             f" face-recognition network) of generated faces (truncation {q['truncation']:g}) against as many real"
+             f" UTKFace faces (a fixed seeded choice) at 64 px, same crop. FD: Fréchet distance (lower is better);"
              f" precision/recall: k-NN manifolds, k={q['k']} (Kynkäänniemi et al. 2019), descriptor space."
              f" `benchmarks/generator_quality.py`; {q.get('note', '')}", "",
-             "| set | FD descriptor | FD trunk | precision | recall | note |", "|---|---|---|---|---|---|"]
+             "| set | faces | FD descriptor | FD trunk | precision | recall | note |", "|---|---|---|---|---|---|---|"]
     for name, r in q["rows"].items():
-        lines.append(f"| {name} | {r['fd_descriptor']:.4f} | {r['fd_trunk']:.3f} | {r['precision']:.3f} |"
+        lines.append(f"| {name} | {r['n']:,} | {r['fd_descriptor']:.4f} | {r['fd_trunk']:.3f} | {r['precision']:.3f} |"
                      f" {r['recall']:.3f} | {r['note']} |")
     lines += ["", "Sanity checks: " + ", ".join(f"{k}: {'ok' if v else 'FAILED'}" for k, v in q["checks"].items()), ""]
     return lines

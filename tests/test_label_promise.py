@@ -92,3 +92,19 @@ def test_shipped_named_directions_keep_their_promise_on_fixture_faces(bundle_and
             assert got >= PASS_RATE, f"{nav_name} {k} '{nav.labels[k]}': {promise.attribute} moved on {got:.0%} ({e.top})"
             checked += 1
     assert checked >= 1
+
+
+def test_directions_command_shows_the_measured_effect_and_identity_cost(capsys):
+    import json
+
+    from editkit.cli import main
+
+    assert main(["directions", "--json"]) == 0
+    dirs = json.loads(capsys.readouterr().out)
+    assert dirs and all(d["effect"] and isinstance(d["identity_distance"], float) for d in dirs)
+    for d in dirs:  # a name is only there with a kept promise, and says so
+        if d["label"]:
+            assert "% of" in d["effect"]
+    assert main(["directions"]) == 0
+    out = capsys.readouterr().out
+    assert "measured effect" in out and "identity" in out
