@@ -52,7 +52,7 @@ def invert_cmd(
     vgg16: Optional[Path] = typer.Option(None, "--vgg16", help="Local torchvision VGG16 weights (vgg16-397923af.pth) for the LPIPS loss and metric; default: $EDITKIT_VGG16 or the torch hub cache. Without it a pixel + feature loss is used (blurrier detail)."),
     stop_psnr: Optional[float] = typer.Option(None, "--stop-psnr", help="Stop optimising once every face reaches this PSNR (dB)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Faces optimised together (default: all faces of the photo, up to 32 at <= 128 px, 8 at 256 px, 2 above)."),
-    id_weight: Optional[float] = typer.Option(None, "--id-weight", min=0.0, help="Weight of the face-identity loss (editkit.facenets recognition network) in optimize/hybrid; default: the measured per-method default (0 = off)."),
+    id_weight: Optional[float] = typer.Option(None, "--id-weight", min=0.0, help="Weight of the face-identity loss (editkit.facenets recognition network) in optimize/hybrid; default 0 (off). 0.1 measured on held-out real faces: identity distance -8 % for -0.1 dB PSNR at twice the time per step."),
     early_stop: bool = typer.Option(True, "--early-stop/--no-early-stop", help="Stop optimising each face once its loss stops improving (--steps is then an upper bound)."),
     precision: str = typer.Option("auto", "--precision", help="Optimisation arithmetic: auto (bfloat16 where the CPU supports it natively, else float32), float32 or bfloat16."),
     device: str = typer.Option(DEFAULT_DEVICE, "--device", help=_DEVICE_HELP),
