@@ -132,7 +132,9 @@ def main() -> None:
         bundle.files.pop(f"pictures/{old.name}", None)
     nav = shipped[bundle.default_navigator]
     w0 = G.mapping(torch.randn(3, G.z_dim, generator=torch.Generator().manual_seed(3)), truncation_psi=0.6)
-    for k in [k for k in range(nav.num_directions) if nav.labels[k]][:8]:
+    named = [k for k in range(nav.num_directions) if nav.labels[k]]
+    plain = [k for k in named if not re.search(r"-\d+$", nav.labels[k])]  # one per promise first
+    for k in (plain + [k for k in named if k not in plain])[:6]:
         s = nav.strength_range[k][1]
         frames = [np.concatenate(list(f), axis=1) for f in
                   zip(*[traversal_frames(G, nav, w0[i], k, s, frames=12) for i in range(3)])]
