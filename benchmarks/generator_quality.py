@@ -95,6 +95,9 @@ def main() -> int:
     for pair in args.expect_order:
         a, _, b = pair.partition("<")
         checks[pair] = rows[a]["fd_descriptor"] < rows[b]["fd_descriptor"] and rows[a]["fd_trunk"] < rows[b]["fd_trunk"]
+    for extra in args.merge:
+        for c, v in json.loads(Path(extra).read_text()).get("checks", {}).items():
+            checks.setdefault(c, v)
     for c, v in checks.items():
         print(f"sanity {c}: {'ok' if v else 'FAILED'}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

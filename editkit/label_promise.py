@@ -73,6 +73,7 @@ class DirectionEffect:
     faces: int
     top: list[dict] = field(default_factory=list)  # the best attributes: attribute, sign, pass_rate, median_change
     rates: dict[str, float] = field(default_factory=dict)  # pass rate of every attribute and side, "age+" / "age-"
+    held_out_rate: float | None = None  # the kept promise's pass rate on held-out faces (names failing it are dropped)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -81,7 +82,9 @@ class DirectionEffect:
         """One line for tables: what the direction does and at what identity cost."""
         if self.attribute:
             p = _BY_ATTR[self.attribute]
-            return (f"{p.unit} {self.median_change:+.3g} on {self.pass_rate:.0%} of {self.faces} faces")
+            held = "" if self.held_out_rate is None else f", held out {self.held_out_rate:.0%}"
+            kept = "" if self.label or self.held_out_rate is None else f" (name dropped{held})"
+            return f"{p.unit} {self.median_change:+.3g} on {self.pass_rate:.0%} of {self.faces} faces" + (kept or held)
         return ", ".join(f"{t['attribute']} {'+' if t['sign'] > 0 else '-'} ({t['pass_rate']:.0%})" for t in self.top)
 
 

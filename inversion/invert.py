@@ -42,13 +42,11 @@ def auto_batch_size(resolution: int) -> int:
 
 
 def bf16_supported(device: torch.device | str) -> bool:
-    """Whether this CPU runs bfloat16 convolutions natively (oneDNN: AVX-512 BF16 or AMX); False on GPUs."""
-    if torch.device(device).type != "cpu":
-        return False
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    """Whether ``device`` runs bfloat16 natively for the optimisation: a CPU with native bf16
+    (:func:`editkit.precision.cpu_bf16_supported`, the one detection of the project); False on GPUs."""
+    from editkit.precision import cpu_bf16_supported
+
+    return torch.device(device).type == "cpu" and cpu_bf16_supported()
 
 
 def resolve_precision(precision: str, device: torch.device | str) -> str:

@@ -62,6 +62,75 @@ def direction_table(effects: dict[str, list[dict]]) -> list[str]:
     return rows
 
 
+def check_stage(args) -> None:
+    """Drop the names that do not keep their promise on held-out faces; record the held-out rates."""
+    import sys
+
+    import editkit
+    from editkit.atomic import atomic_write_text
+    from editkit.bundle import file_entry, load_bundle, write_manifest
+    from editkit.label_promise import PASS_RATE, measure_directions, promised_attribute, real_faces
+    from inversion import invert, load_encoder
+    from navigator import load_navigator, save_navigator
+
+    root = Path(args.bundle)
+    b = load_bundle(root)
+    cache = Path(args.work) / "heldout.json"
+    if cache.exists():
+        held = json.loads(cache.read_text())
+    else:
+        if args.check_photos is None:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from test_label_promise import FACES
+            photos = [str(p) for p in FACES]
+        else:
+            photos = args.check_photos
+        torch.manual_seed(0)
+        G = editkit.load_generator(b.generator_path)
+        faces, names = real_faces(photos, template="utkface", size=G.resolution)
+        ws = invert(G, faces, method="hybrid", encoder=load_encoder(b.encoder_path), steps=100).ws.detach()
+        held = {"faces": names}
+        for nav_name in b.navigators:
+            nav = load_navigator(b.navigator_path(nav_name))
+            named = [k for k, lab in enumerate(nav.labels) if lab]
+            effs = measure_directions(G, nav, ws, directions=named)
+            held[nav_name] = {str(k): {"label": nav.labels[k],
+                                       "rate": e.rates[promised_attribute(nav.labels[k]).attribute + "+"]}
+                              for k, e in zip(named, effs)}
+        atomic_write_text(cache, json.dumps(held, indent=1))
+    report_path = root / "build_report.json"
+    report = json.loads(report_path.read_text())
+    card_path = root / "MODEL_CARD.md"
+    card = card_path.read_text()
+    dropped = []
+    for nav_name in b.navigators:
+        nav = load_navigator(b.navigator_path(nav_name))
+        effects = nav.info["promise"]["effects"]
+        for k, h in held[nav_name].items():
+            effects[k]["held_out_rate"] = h["rate"]
+            if h["rate"] < PASS_RATE and nav.labels[int(k)] == h["label"]:
+                dropped.append(f"{nav_name} {k} {h['label']} ({h['rate']:.0%})")
+                card = card.replace(f"| {nav_name} | {k} | {h['label']} |", f"| {nav_name} | {k} | - ({h['label']}: {h['rate']:.0%} held out) |")
+                nav.labels[int(k)] = None
+                effects[k]["label"] = None
+        nav.info["promise"]["held_out"] = {"faces": held["faces"], "rule": "names kept only if the promise also holds on these faces"}
+        save_navigator(nav, b.navigator_path(nav_name))
+        for e in report["label_promise"]["effects"][nav_name]:
+            e.update({kk: effects[str(e["index"])].get(kk) for kk in ("label", "held_out_rate")})
+        report["labels"][nav_name] = [dict(d, name=nav.labels[d["index"]]) for d in report["labels"][nav_name]]
+    report["label_promise"]["held_out"] = {"faces": held["faces"], "dropped": dropped}
+    atomic_write_text(report_path, json.dumps(report, indent=2))
+    card = card.replace("\n| navigator | index | label | measured effect", f"\nHeld-out check on {len(held['faces'])} other real"
+                        f" faces (the test fixtures): names that fail there are dropped ({'; '.join(dropped) or 'none'}).\n"
+                        "\n| navigator | index | label | measured effect", 1)
+    atomic_write_text(card_path, card)
+    for fname in list(b.files):
+        if (root / fname).exists():
+            b.files[fname] = file_entry(root / fname)
+    write_manifest(root, b)
+    log(f"held-out check: dropped {dropped or 'nothing'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default="editkit/bundled")
@@ -70,9 +139,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=250, help="optimisation steps of the hybrid inversion")
     ap.add_argument("--faces", type=int, default=None, help="use this many of the aligned faces (evenly spaced over the photos)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--stage", choices=("invert", "measure", "write"), default="write", help="stop after this stage")
+    ap.add_argument("--stage", choices=("invert", "measure", "write", "check"), default="write",
+                    help="stop after this stage; check: re-measure the kept names on --check-photos (held-out real"
+                         " faces, inverted as tests/test_label_promise.py does) and drop those that fail there")
+    ap.add_argument("--check-photos", nargs="*", default=None, help="held-out photos (default: the test fixtures)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.stage == "check":
+        return check_stage(args)
     import editkit
     from inversion import load_encoder
     from navigator import load_navigator, save_navigator
@@ -132,7 +206,9 @@ def main() -> None:
         bundle.files.pop(f"pictures/{old.name}", None)
     nav = shipped[bundle.default_navigator]
     w0 = G.mapping(torch.randn(3, G.z_dim, generator=torch.Generator().manual_seed(3)), truncation_psi=0.6)
-    for k in [k for k in range(nav.num_directions) if nav.labels[k]][:8]:
+    named = [k for k in range(nav.num_directions) if nav.labels[k]]
+    plain = [k for k in named if not re.search(r"-\d+$", nav.labels[k])]  # one per promise first
+    for k in (plain + [k for k in named if k not in plain])[:6]:
         s = nav.strength_range[k][1]
         frames = [np.concatenate(list(f), axis=1) for f in
                   zip(*[traversal_frames(G, nav, w0[i], k, s, frames=12) for i in range(3)])]

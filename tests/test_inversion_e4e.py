@@ -147,18 +147,15 @@ def test_light_encoder_shapes_and_zero_init():
     assert not torch.allclose(out[:, 1], out[:, 0])  # per-layer deltas are active
 
 
-def test_light_encoder_is_fast_on_cpu():
-    import time
+def test_light_encoder_stays_within_its_cpu_budget():
+    """The 20 ms-per-64-px-face budget (timed in benchmarks/inversion.py), held as a deterministic op count:
+    294 MFLOP today, i.e. ~6 ms at the ~50 GFLOP/s a 2-core CPU sustains; a wider net fails here."""
+    from torch.utils.flop_counter import FlopCounterMode
 
     enc = build_encoder("light", num_ws=10, w_dim=256, resolution=64).eval()
-    x = torch.randn(1, 3, 64, 64)
-    times = []
-    with torch.no_grad():
-        for _ in range(10):
-            t = time.perf_counter()
-            enc(x)
-            times.append(time.perf_counter() - t)
-    assert min(times) < 0.05  # budget 20 ms per 64-px face (benchmarks/inversion.py); slack for a loaded machine
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        enc(torch.randn(1, 3, 64, 64))
+    assert counter.get_total_flops() < 400e6
 
 
 def test_safetensors_roundtrip(tmp_path):

@@ -109,7 +109,11 @@ def test_progress_completes_when_faces_stop_early(generator, codes_and_images):
 
 def test_precision_is_reduced_only_where_supported(monkeypatch):
     assert inv_mod.bf16_supported("cuda") is False
-    assert inv_mod.bf16_supported("cpu") == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    from editkit import precision
+
+    assert inv_mod.bf16_supported("cpu") == precision.cpu_bf16_supported()
+    monkeypatch.setattr(precision, "cpu_bf16_supported", lambda: True)
+    assert inv_mod.bf16_supported("cpu") is True and inv_mod.bf16_supported("cuda") is False
     monkeypatch.setattr(inv_mod, "bf16_supported", lambda device: False)
     assert inv_mod.resolve_precision("auto", "cpu") == "float32"
     monkeypatch.setattr(inv_mod, "bf16_supported", lambda device: True)
