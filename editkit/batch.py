@@ -271,7 +271,8 @@ def run_batch(editor, root: str | Path, out_dir: str | Path, attr, strength, *, 
     worker has it) or 'failed'; ``on_start(total)`` once the photos are counted. ``settings``: extra
     options recorded in the manifest (the CLI passes all of its edit options). Writes the report (JSON +
     CSV) at the end, also after Ctrl-C/SIGTERM or a write error (an :class:`OutputError` such as a full
-    disk stops the run: it would fail every photo; the exception carries ``.summary``).
+    disk stops the run: it would fail every photo). An exception leaving (that one, Ctrl-C, SIGTERM) carries
+    the run's summary as ``.summary``.
     """
     root, out_dir = Path(root), Path(out_dir)
     if not root.is_dir():
@@ -309,6 +310,9 @@ def run_batch(editor, root: str | Path, out_dir: str | Path, attr, strength, *, 
                     status = "skipped"
                 elif e and e.get("status") == "working" and _alive(e):
                     status = "claimed"
+                elif (e and e.get("status") == "failed" and e.get("settings_id") == sid and e.get("pid") != pid
+                      and e.get("time", 0) >= t_start):
+                    status = "claimed"  # a concurrent worker just tried it (a later run retries failures)
                 else:
                     data["items"][rel] = {"status": "working", "output": str(out.relative_to(out_dir)),
                                           "pid": pid, "host": host, "time": time.time(), "settings_id": sid}
@@ -329,7 +333,7 @@ def run_batch(editor, root: str | Path, out_dir: str | Path, attr, strength, *, 
                 on_item(photo, status)
             if status in ("done", "failed"):
                 testhooks.pause("batch-item")
-    except OutputError as exc:
+    except BaseException as exc:  # a full disk, Ctrl-C or SIGTERM: the report below is still written
         fatal = exc
         raise
     finally:

@@ -133,15 +133,16 @@ class Progress:
             self._bar.__exit__(*exc)
             self._bar = None
 
-    def eta(self, done: int, total: int) -> float | None:
+    def eta(self, done: int, total: int, elapsed: float | None = None) -> float | None:
+        """Seconds left, assuming the remaining steps take as long as the ones done."""
         if done <= 0 or total <= 0:
             return None
-        elapsed = self.clock() - self.t0
+        elapsed = self.clock() - self.t0 if elapsed is None else elapsed
         return elapsed / done * (total - done)
 
     def line(self, done: int, total: int, info: str = "") -> str:
         elapsed = self.clock() - self.t0
-        eta = self.eta(done, total)
+        eta = self.eta(done, total, elapsed)
         pct = 100 * done // total if total else 0
         text = f"{self.label}: {done}/{total} ({pct}%), {_fmt_s(elapsed)}"
         if eta is not None and done < total:

@@ -11,11 +11,10 @@ change; ``'generated'`` pastes the generator's face back) lives in :mod:`editkit
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
-
-import warnings
 
 import numpy as np
 import torch
@@ -43,6 +42,8 @@ class Direction:
     label: str | None
     strength_range: tuple[float, float]
     layers: list[int]  # the W+ layers it mostly acts on (attention >= half its peak)
+    effect: str | None = None  # measured on real faces at the recommended strength (editkit.label_promise)
+    identity_distance: float | None = None  # median identity distance of that edit (same person < 0.6)
 
     @property
     def name(self) -> str:
@@ -188,7 +189,9 @@ class Editor:
     override the bundle's files when given with ``model``. ``analyze_faces``: measure identity and
     attributes of every edited face with editkit.facenets (about 0.5 s per face on a CPU).
     ``render``: 'transfer' (default) or 'generated'; ``transfer``: :class:`editkit.render.TransferSettings`;
-    ``pti``: :class:`inversion.pti.PTISettings` for ``method='pti'``.
+    ``pti``: :class:`inversion.pti.PTISettings` for ``method='pti'``. ``precision``: the generator's
+    inference mode, 'auto' (bfloat16 where the CPU runs it natively, else float32), 'float32' (exact)
+    or 'bf16' (see ``editkit.precision``).
     """
 
     def __init__(self, model: str | Path | None = None, *, generator: str | Path | None = None,
@@ -196,14 +199,17 @@ class Editor:
                  navigator_name: str | None = None, alignment: str | dict | None = None,
                  device: str | torch.device = "cpu", method: str = "hybrid", invert_options: dict | None = None,
                  align_options: dict | None = None, analyze_faces: bool = True, render: str = "transfer",
-                 transfer: Any = None, pti: Any = None):
+                 transfer: Any = None, pti: Any = None, precision: str = "auto"):
         import editkit
         import inversion
         from inversion.align import get_template
         from navigator import load_navigator
 
         from . import registry
+        from .precision import PRECISIONS, apply_precision
 
+        if precision not in PRECISIONS:  # before any model is loaded
+            raise UsageError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
         self.device = _device(device)
         self.bundle = None
         if generator is None and model is not None and registry.is_generator_spec(model):
@@ -226,6 +232,7 @@ class Editor:
             align = alignment
         self.paths = {"generator": gen_path, "encoder": enc_path, "navigator": nav_path}
         self.G = editkit.load_generator(gen_path, device=self.device).eval().requires_grad_(False)
+        self.precision = apply_precision(self.G, precision)  # the mode used: 'float32' or 'bf16'
         self.encoder = None
         if enc_path is not None:
             self.encoder = inversion.load_encoder(enc_path).to(self.device).eval().requires_grad_(False)
@@ -256,11 +263,16 @@ class Editor:
         nav = self._nav()
         with torch.no_grad():
             att = nav.attention().cpu()
+        from .label_promise import DirectionEffect
+
+        effects = ((nav.info or {}).get("promise") or {}).get("effects", {})
         out = []
         for k in range(nav.num_directions):
             a = att[k]
             layers = [int(i) for i in torch.nonzero(a >= 0.5 * a.max()).flatten()]
-            out.append(Direction(k, nav.labels[k], tuple(nav.strength_range[k]), layers))
+            e = DirectionEffect(**effects[str(k)]) if str(k) in effects else None
+            out.append(Direction(k, nav.labels[k], tuple(nav.strength_range[k]), layers,
+                                 e.describe() if e else None, e.identity_distance if e else None))
         return out
 
     def resolve_attr(self, attr: int | str) -> int:
@@ -423,7 +435,8 @@ class Editor:
             return out
         inv = self.invert_crops([f.image for _, f in chosen], method, **options)
         ws = inv.ws.detach()
-        recon = to_uint8(inv.images) if getattr(inv, "images", None) is not None else self.synthesize(ws)
+        recon = (self._checked(lambda: to_uint8(inv.images)) if getattr(inv, "images", None) is not None
+                 else self.synthesize(ws))
         metrics = _split_metrics(getattr(inv, "metrics", {}) or {}, len(chosen))
         return [FaceInversion(i, f, f.image, recon[j], ws[j].cpu(), metrics[j]) for j, (i, f) in enumerate(chosen)]
 
@@ -479,11 +492,13 @@ class Editor:
 
     def traverse(self, photo, attr, strength: float | tuple[float, float] | None = None, frames: int = 24,
                  face: int = 0, method: str | None = None, ws: torch.Tensor | None = None, force: bool = False,
-                 render: str | None = None, max_size: int = 384, **options) -> Traversal:
+                 render: str | None = None, max_size: int = 384, inverted: FaceInversion | None = None,
+                 **options) -> Traversal:
         """Frames of the chosen face as direction(s) ``attr`` move across a strength range.
 
         ``strength``: s for [-s, +s], a (lo, hi) pair, or None for each direction's recommended range.
         ``ws`` ([num_ws, w_dim]) skips the photo and traverses that code instead (generated frames).
+        ``inverted``: the face's :meth:`invert` result for this photo, reused instead of inverting again.
         With ``render='transfer'`` (default) each frame is the photo's own face, aligned at its own
         resolution (at most ``max_size`` px), with the change of that strength transferred onto it.
         """
@@ -502,10 +517,13 @@ class Editor:
         G, fi, src = self.G, None, None
         if ws is None:
             src = self._read(photo)
-            if (method or self.method) == "pti":
-                ends = [s * nav.offsets()[k].detach() for k in ks for s in _range(strength, nav.strength_range[k])]
-                options.setdefault("offsets", torch.stack(ends).to(self.device))
-            fi = self.invert(src, [face], method, **options)[0]
+            if inverted is not None:
+                fi = inverted
+            else:
+                if (method or self.method) == "pti":
+                    ends = [s * nav.offsets()[k].detach() for k in ks for s in _range(strength, nav.strength_range[k])]
+                    options.setdefault("offsets", torch.stack(ends).to(self.device))
+                fi = self.invert(src, [face], method, **options)[0]
             ws, G = fi.ws, (fi.generator if fi.generator is not None else self.G)
         ws = ws.to(self.device)
         from navigator.traverse import traversal_frames

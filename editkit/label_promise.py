@@ -72,6 +72,7 @@ class DirectionEffect:
     identity_distance: float  # median identity distance of the edit at that side
     faces: int
     top: list[dict] = field(default_factory=list)  # the best attributes: attribute, sign, pass_rate, median_change
+    rates: dict[str, float] = field(default_factory=dict)  # pass rate of every attribute and side, "age+" / "age-"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -97,29 +98,43 @@ class FaceAttributes:
         from navigator.probe import eye_openness, head_pose, mouth_openness, region_color, region_masks
 
         from . import facenets
+        from .facenets.analyze import _results
+        from .generator_quality import _resize_matrix
 
         u8 = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        arr = [a for a in u8.permute(0, 2, 3, 1).cpu().numpy()]
-        vals, descs = [], []
-        for lo in range(0, len(arr), self.batch_size):
-            chunk = arr[lo:lo + self.batch_size]
-            first = facenets.analyze(chunk)  # landmarks on the whole (aligned) crop, then a tight box from them
-            res = facenets.analyze(chunk, landmarks=np.asarray(first.landmarks))
-            expr = np.asarray(res.expression, dtype=np.float64)
-            lms = np.asarray(res.landmarks, dtype=np.float64)
-            for i, img in enumerate(chunk):
-                h, w = img.shape[:2]
-                lm = lms[i]
-                yaw, pitch, roll = head_pose(lm, w, h)
-                masks = region_masks(lm, w, h)
-                row = {"age": float(res.age[i]), "male": float(res.p_male[i]), "yaw": yaw, "pitch": pitch,
-                       "roll": roll, "mouth_open": mouth_openness(lm), "eye_open": eye_openness(lm),
-                       **{f"{r}_brightness": region_color(img, masks[r])[0] for r in ("skin", "hair", "background")}}
-                for j, name in enumerate(facenets.EXPRESSIONS):
-                    row[name] = float(expr[i, j])
-                vals.append([row[a] for a in ATTRIBUTES])
-            descs.append(np.asarray(res.descriptor, dtype=np.float64))
-        return np.asarray(vals, dtype=np.float64), np.concatenate(descs)
+        n, _, h, w = u8.shape
+        if h != w:
+            raise ValueError(f"expected square aligned faces, got {h}x{w}")
+        # The aligned crop is the networks' tight face box (the utkface framing, on which face-api's age
+        # and gender were validated), so the whole image goes in, resized with face-api's legacy bilinear
+        # as matrix products (see editkit.generator_quality.face_features).
+        mats = {s: _resize_matrix(w, s) for s in (150, 112)}
+        mean = torch.tensor(facenets.MEAN_RGB)[:, None, None]
+        nets = {k: facenets.load(k) for k in facenets.ALL}
+        raw: dict[str, list[torch.Tensor]] = {}
+        with torch.inference_mode():
+            for lo in range(0, n, self.batch_size):
+                x = u8[lo:lo + self.batch_size].float()
+                inp = {s: (R @ x @ R.T - mean) / 255.0 for s, R in mats.items()}
+                age, logits = nets["age_gender"](inp[112])
+                for k, v in (("descriptor", nets["recognition"](inp[150])), ("age", age), ("gender_logits", logits),
+                             ("expression_logits", nets["expression"](inp[112])),
+                             ("landmarks_raw", nets["landmarks68"](inp[112]))):
+                    raw.setdefault(k, []).append(v)
+            res = _results({k: torch.cat(v) for k, v in raw.items()}, [(0, 0, w, h)] * n)
+        arr = u8.permute(0, 2, 3, 1).numpy()
+        expr, lms = res.expression.double().numpy(), res.landmarks.double().numpy()
+        vals = []
+        for i in range(n):
+            lm = lms[i]
+            yaw, pitch, roll = head_pose(lm, w, h)
+            masks = region_masks(lm, w, h)
+            row = {"age": float(res.age[i]), "male": float(res.p_male[i]), "yaw": yaw, "pitch": pitch, "roll": roll,
+                   "mouth_open": mouth_openness(lm), "eye_open": eye_openness(lm),
+                   **{f"{r}_brightness": region_color(arr[i], masks[r])[0] for r in ("skin", "hair", "background")}}
+            row.update({name: float(expr[i, j]) for j, name in enumerate(facenets.EXPRESSIONS)})
+            vals.append([row[a] for a in ATTRIBUTES])
+        return np.asarray(vals, dtype=np.float64), res.descriptor.double().numpy()
 
 
 def _render(G, ws: torch.Tensor, batch: int = 16) -> torch.Tensor:
@@ -175,11 +190,23 @@ def _judge(k: int, strength: float, sides: dict[int, tuple[np.ndarray, np.ndarra
         if len(top) == 3:
             break
     faces = len(sides[1][1])
+    rates = {f"{c['attribute']}{'+' if c['sign'] > 0 else '-'}": c["pass_rate"] for c in cands}
     kept = best["pass_rate"] >= PASS_RATE
     return DirectionEffect(index=k, strength=strength, label=None, attribute=best["attribute"] if kept else None,
                            sign=best["sign"] if kept else 1, pass_rate=best["pass_rate"],
                            median_change=best["median_change"], identity_distance=round(best["identity"], 4),
-                           faces=faces, top=top)
+                           faces=faces, top=top, rates=rates)
+
+
+def promised_attribute(label: str) -> Promise:
+    """The promise behind a direction name (``smile``, ``smile-2``, ``mouth-open``, ...)."""
+    import re
+
+    base = re.sub(r"-\d+$", "", label)
+    for p in PROMISES:
+        if p.label == base:
+            return p
+    raise KeyError(f"no promise is named {label!r}")
 
 
 def apply_labels(nav, effects: Sequence[DirectionEffect]):
@@ -198,6 +225,7 @@ def apply_labels(nav, effects: Sequence[DirectionEffect]):
     for e in effects:  # after negation the promised side is the positive one
         if e.sign < 0:
             e.top = [dict(t, sign=-t["sign"]) for t in e.top]
+            e.rates = {k[:-1] + ("-" if k[-1] == "+" else "+"): v for k, v in e.rates.items()}
     nav.labels = labels
     info = dict(nav.info or {})
     info["promise"] = {"rule": f"named only if the attribute moves the named way on >= {PASS_RATE:.0%} of real "

@@ -19,6 +19,26 @@ from .ops import (bias_act, conv2d_resample, downsample2d, modulated_conv2d, nor
 NOISE_MODES = ("const", "random", "none")
 
 
+class _FrozenWeightCache:
+    """Copies derived from a frozen weight (its demodulation sums, its low-precision cast), rebuilt when the
+    weight changes (new storage or an in-place update); never used while the weight is being trained."""
+
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.values: dict[str, torch.Tensor] = {}
+
+    def get(self, weight: torch.Tensor, name: str, make) -> torch.Tensor | None:
+        if weight.requires_grad or torch.compiler.is_compiling():  # traced graphs compute it themselves
+            return None
+        key = (weight.data_ptr(), weight._version, weight.device, weight.dtype)
+        if key != self.key:
+            self.key, self.values = key, {}
+        if name not in self.values:
+            with torch.no_grad():
+                self.values[name] = make(weight)
+        return self.values[name]
+
+
 def channels_for(resolution: int, channel_base: int, channel_max: int, start: int = 4) -> dict[int, int]:
     """NVIDIA's channel rule: min(channel_base // res, channel_max) for each resolution."""
     log2 = int(np.log2(resolution))
@@ -112,16 +132,20 @@ class SynthesisLayer(nn.Module):
             self.register_buffer("noise_const", torch.randn([resolution, resolution]))
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
+        self._cache = _FrozenWeightCache()
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", gain: float = 1.0) -> torch.Tensor:
         styles = self.affine(w)
+        wsq = self._cache.get(self.weight, "sq", lambda t: t.square().sum(dim=[2, 3]))
+        wlp = self._cache.get(self.weight, str(x.dtype), lambda t: t.to(x.dtype)) if x.dtype != torch.float32 else None
         noise = None
         if self.use_noise and noise_mode == "random":
             noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
         x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=1,
-                             resample_filter=self.resample_filter, flip_weight=(self.up == 1))
+                             resample_filter=self.resample_filter, flip_weight=(self.up == 1), weight_sq=wsq,
+                             weight_lp=wlp)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, self.bias.to(x.dtype), act="lrelu", gain=math.sqrt(2) * gain, clamp=clamp, inplace=True)
 
@@ -136,10 +160,12 @@ class ToRGBLayer(nn.Module):
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, 1, 1]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         self.weight_gain = 1 / np.sqrt(in_channels)
+        self._cache = _FrozenWeightCache()
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight, styles, demodulate=False)
+        wlp = self._cache.get(self.weight, str(x.dtype), lambda t: t.to(x.dtype)) if x.dtype != torch.float32 else None
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, weight_lp=wlp)
         return bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp, inplace=True)
 
 
@@ -213,6 +239,7 @@ class SynthesisNetwork(nn.Module):
                 self.num_ws += block.num_torgb
             setattr(self, f"b{res}", block)
         self.half_dtype: torch.dtype | None = None  # set by Generator.set_precision (CUDA only)
+        self.inference_dtype: torch.dtype | None = None  # set by Generator.set_inference_precision
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         if noise_mode not in NOISE_MODES:
@@ -224,6 +251,8 @@ class SynthesisNetwork(nn.Module):
             cur = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
             w_idx += block.num_conv
             dtype = self.half_dtype if (block.use_fp16 and self.half_dtype is not None) else torch.float32
+            if self.inference_dtype is not None and not torch.is_grad_enabled():
+                dtype = self.inference_dtype
             x, img = block(x, img, cur, noise_mode, dtype)
         return img
 
@@ -274,6 +303,21 @@ class Generator(nn.Module):
         """Run the high-resolution blocks (``num_fp16_res``) in float16/bfloat16; None for float32 everywhere."""
         self.synthesis.half_dtype = dtype
         return self
+
+    def set_inference_precision(self, dtype: torch.dtype | None) -> "Generator":
+        """Run every synthesis block in ``dtype`` (e.g. bfloat16) when autograd is off; None: float32.
+
+        The mapping network, styles, demodulation and the RGB sum stay float32; synthesis with gradients
+        (inversion, training) is unaffected. ``editkit.precision.apply_precision`` picks the dtype.
+        """
+        self.synthesis.inference_dtype = dtype
+        return self
+
+    @property
+    def precision(self) -> str:
+        """The inference mode: 'float32' (exact) or the reduced dtype's name ('bf16')."""
+        dt = self.synthesis.inference_dtype
+        return "float32" if dt is None else {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dt, str(dt))
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Generator":

@@ -147,33 +147,42 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, noise: torch.Tensor | None = None,
                      up: int = 1, padding: int = 0, resample_filter: torch.Tensor | None = None,
-                     demodulate: bool = True, flip_weight: bool = True, fused: bool | None = None) -> torch.Tensor:
+                     demodulate: bool = True, flip_weight: bool = True, fused: bool | None = None,
+                     weight_sq: torch.Tensor | None = None, weight_lp: torch.Tensor | None = None) -> torch.Tensor:
     """StyleGAN2 modulated convolution. ``fused`` (default: batch of one) folds styles into the weights;
-    otherwise activations are scaled before and after a shared-weight convolution. Both are exact."""
+    otherwise activations are scaled before and after a shared-weight convolution. Both are exact.
+
+    ``weight_sq`` (``weight.square().sum([2, 3])``) and ``weight_lp`` (``weight`` in ``x.dtype``) are
+    optional precomputed copies of frozen weights (see ``SynthesisLayer``); they change no result.
+    """
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
     if x.dtype == torch.float16 and demodulate:  # pre-normalise against fp16 overflow (as NVIDIA)
         weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+        weight_sq = weight_lp = None
     if fused is None:  # fold styles into the weights only where weights are smaller than activations
         fused = n == 1 and weight.numel() <= x[0].numel()
     dcoefs = None
     if demodulate:  # sum_ik (W_oik s_i)^2 = s^2 . sum_k W_oik^2: a matrix product instead of a 5-D tensor
-        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
+        wsq = weight_sq if weight_sq is not None else weight.square().sum(dim=[2, 3])
+        dcoefs = (styles.square() @ wsq.t() + 1e-8).rsqrt()  # [N, O]
+    if weight_lp is None or weight_lp.dtype != x.dtype:
+        weight_lp = weight.to(x.dtype)
     if not fused:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
-        x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, padding=padding, flip_weight=flip_weight)
+        x = conv2d_resample(x, weight_lp, f=resample_filter, up=up, padding=padding, flip_weight=flip_weight)
         if demodulate:
             x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
         if noise is not None:
             x = x + noise.to(x.dtype)
         return x
-    w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
-    if demodulate:
-        w = w * dcoefs.reshape(n, -1, 1, 1, 1)
+    # one pass over the weights: W_oik * (s_i d_o), with the small [N, O, I] scale formed first
+    scale = styles.reshape(n, 1, -1) if dcoefs is None else dcoefs.reshape(n, -1, 1) * styles.reshape(n, 1, -1)
+    w = weight_lp.unsqueeze(0) * scale.to(x.dtype).reshape(n, -1, in_ch, 1, 1)
     x = x.reshape(1, -1, *x.shape[2:])
     w = w.reshape(-1, in_ch, kh, kw)
-    x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, padding=padding, groups=n, flip_weight=flip_weight)
+    x = conv2d_resample(x, w, f=resample_filter, up=up, padding=padding, groups=n, flip_weight=flip_weight)
     x = x.reshape(n, -1, *x.shape[2:])
     if noise is not None:  # in place when autograd does not track x (inference)
         x = x + noise if (torch.is_grad_enabled() and x.requires_grad) else x.add_(noise)

@@ -21,16 +21,50 @@ from editkit.errors import UsageError
 
 from .losses import ReconstructionLoss
 from .metrics import QualityMeter, psnr
-from .optimize import REFINE_SCHEDULE, ProjectorSchedule, optimize_latents, schedule_with_steps, w_statistics
+from .optimize import (PRECISIONS, REFINE_SCHEDULE, Convergence, ProjectorSchedule, optimize_latents,
+                       schedule_with_steps, w_statistics)
 
 log = logging.getLogger(__name__)
 METHODS = ("hybrid", "encoder", "optimize", "pti")
+#: Weight of the identity loss by method. Measured on 8 held-out real faces (bundled model, hybrid,
+#: benchmarks/inversion.py --id-sweep): weight 0.1 lowers identity distance 0.485 -> 0.446 (similarity
+#: 0.943 -> 0.953) for -0.11 dB PSNR but doubles the time per step, and it is scored by the same network
+#: it optimises; so it is off by default and 0.1 is the recommended ``identity_weight`` / ``--id-weight``.
+DEFAULT_IDENTITY_WEIGHT = {"hybrid": 0.0, "optimize": 0.0}
+RECOMMENDED_IDENTITY_WEIGHT = 0.1
+#: Early stopping used unless ``early_stop=False`` (see :class:`inversion.optimize.Convergence`).
+DEFAULT_CONVERGENCE = Convergence()
+
+
+def auto_batch_size(resolution: int) -> int:
+    """Faces optimised together by default: every face of a photo at small sizes, fewer at large ones."""
+    return 32 if resolution <= 128 else 8 if resolution <= 256 else 2
+
+
+def bf16_supported(device: torch.device | str) -> bool:
+    """Whether this CPU runs bfloat16 convolutions natively (oneDNN: AVX-512 BF16 or AMX); False on GPUs."""
+    if torch.device(device).type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """'auto' -> 'bfloat16' where the CPU supports it natively, else 'float32'."""
+    if precision == "auto":
+        return "bfloat16" if bf16_supported(device) else "float32"
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r} (choose from auto, {', '.join(PRECISIONS)})")
+    return precision
 
 
 @dataclass
 class InversionResult:
     """W+ codes ``ws`` [N, num_ws, w_dim], their renderings ``images`` [N, 3, R, R] in [-1, 1],
-    quality ``metrics`` (psnr/ssim/lpips lists + ``*_mean``), and how they were obtained."""
+    quality ``metrics`` (per-face lists psnr, ssim, lpips, identity_distance, identity_similarity,
+    steps, plus ``*_mean``), and how they were obtained (``steps``: the most any face took)."""
 
     ws: torch.Tensor
     images: torch.Tensor
@@ -41,6 +75,7 @@ class InversionResult:
     loss: str = ""
     noise: dict = field(default_factory=dict)
     generators: list = field(default_factory=list)  # pti: one tuned generator copy per face
+    precision: str = ""  # of the optimisation's forward/backward ('float32' or 'bfloat16')
 
 
 def prepare_targets(images: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -58,16 +93,25 @@ def prepare_targets(images: torch.Tensor, resolution: int) -> torch.Tensor:
 def invert(G, images: torch.Tensor, method: str = "hybrid", encoder=None, steps: int | None = None,
            w_space: str = "w+", vgg16: str | Path | None = None, discriminator=None,
            pixel_weight: float = 1.0, optimize_noise: bool = False, stop_psnr: float | None = None,
-           batch_size: int = 8, schedule: ProjectorSchedule | None = None, loss_fn=None,
-           measure: bool = True, progress=None, seed: int = 0, pti=None, offsets: torch.Tensor | None = None,
-           identity=None) -> InversionResult:
+           batch_size: int | None = None, schedule: ProjectorSchedule | None = None, loss_fn=None,
+           measure: bool = True, progress=None, seed: int = 0, identity_weight: float | None = None,
+           early_stop: bool | Convergence = True, precision: str = "auto", pti=None,
+           offsets: torch.Tensor | None = None, identity=None) -> InversionResult:
     """Invert aligned face images ``[N, 3, H, W]`` in [-1, 1] into ``G``'s W+ space.
 
     ``encoder``: a :class:`inversion.encoders.LatentEncoder` (needed by 'encoder' and 'hybrid').
-    ``steps``: optimisation steps (default 1000 for 'optimize', 250 for 'hybrid').
-    ``vgg16``: local VGG16 file for LPIPS (else looked up; without one the documented fallback
-    loss is used: pixel MSE + ``discriminator`` or encoder features). ``stop_psnr`` ends the
-    optimisation of a batch once every face reaches that PSNR. ``progress(step, total, loss)``.
+    ``steps``: optimisation steps (default 1000 for 'optimize', 140 for 'hybrid'): an upper bound,
+    since each face stops on convergence (``early_stop``: True, False or a
+    :class:`~inversion.optimize.Convergence`). ``vgg16``: local VGG16 file for LPIPS (else looked
+    up; without one the documented fallback loss is used: pixel MSE + ``discriminator`` or encoder
+    features). ``identity_weight``: weight of the face-identity loss (default
+    :data:`DEFAULT_IDENTITY_WEIGHT`). ``stop_psnr``: a face stops once it reaches that PSNR (this
+    replaces the convergence rule unless ``early_stop`` is a :class:`Convergence`).
+    ``batch_size``: faces optimised together (default :func:`auto_batch_size`: all faces of a photo
+    at small sizes). ``precision``: 'auto' (bfloat16 autocast where the CPU supports it, else
+    float32), 'float32' or 'bfloat16'. ``progress(step, total, loss)``: called after every
+    optimisation step, counted over all batches (``total`` = steps x batches; it reaches ``total``
+    also when faces stop early). ``measure``: PSNR/SSIM/LPIPS and identity distance/similarity.
     'pti' only: ``pti`` (:class:`inversion.pti.PTISettings`), ``offsets`` [K, L, D] (W+ edits whose
     strength the tuning must keep) and ``identity`` (images -> embeddings, optional identity loss).
     """
@@ -96,16 +140,23 @@ def invert(G, images: torch.Tensor, method: str = "hybrid", encoder=None, steps:
             feature_fn, name = encoder.features, "encoder"
         else:
             feature_fn, name = None, ""
+        if identity_weight is None:
+            identity_weight = DEFAULT_IDENTITY_WEIGHT.get(method, 0.0)
         loss_fn = ReconstructionLoss(vgg16, feature_fn=feature_fn, feature_name=f"{name} features",
-                                     pixel_weight=pixel_weight)
+                                     pixel_weight=pixel_weight, identity_weight=identity_weight)
     if isinstance(loss_fn, torch.nn.Module):
         loss_fn.to(device)
     if schedule is None:
         schedule = REFINE_SCHEDULE if method == "hybrid" else ProjectorSchedule()
     schedule = schedule_with_steps(schedule, steps)
     w_std = w_statistics(G)[1] if method == "optimize" and schedule.w_noise > 0 else 0.0
-    ws_out, steps_max, noise_out = [], 0, {}
-    for lo in range(0, targets.shape[0], batch_size):
+    precision = resolve_precision(precision, device)
+    # a PSNR target is a stopping rule of its own: convergence then applies only when asked for explicitly
+    convergence = (None if stop_psnr is not None else DEFAULT_CONVERGENCE) if early_stop is True else (early_stop or None)
+    batch_size = int(batch_size or auto_batch_size(G.resolution))
+    n_batches = -(-targets.shape[0] // batch_size)
+    ws_out, steps_max, noise_out, face_steps = [], 0, {}, []
+    for b, lo in enumerate(range(0, targets.shape[0], batch_size)):
         target = targets[lo:lo + batch_size]
         init = None
         if encoder is not None:
@@ -114,11 +165,17 @@ def invert(G, images: torch.Tensor, method: str = "hybrid", encoder=None, steps:
         if method == "encoder":
             ws_out.append(init)
             continue
+        batch_progress = None
+        if progress is not None:
+            def batch_progress(step, total, loss, _done=b * schedule.steps):
+                progress(_done + step, n_batches * total, loss)
         outcome = optimize_latents(G, target, loss_fn, init_ws=init, w_space=w_space, schedule=schedule,
                                    optimize_noise=optimize_noise, stop_psnr=stop_psnr, w_std=w_std,
-                                   seed=seed + lo, progress=progress)
+                                   seed=seed + lo, progress=batch_progress, convergence=convergence,
+                                   precision=precision)
         ws_out.append(outcome.ws)
         steps_max = max(steps_max, outcome.steps)
+        face_steps.extend(outcome.face_steps)
         for k, v in outcome.noise.items():
             noise_out.setdefault(k, []).append(v)
     ws = torch.cat(ws_out)
@@ -134,8 +191,10 @@ def invert(G, images: torch.Tensor, method: str = "hybrid", encoder=None, steps:
         meter = QualityMeter(lpips_model=getattr(loss_fn, "lpips", None)) if loss_fn is not None else QualityMeter()
         metrics = meter(recon.clamp(-1, 1), targets)
     kind = "" if method == "encoder" else getattr(loss_fn, "kind", type(loss_fn).__name__)
+    if method != "encoder":
+        metrics["steps"] = face_steps
     return InversionResult(ws=ws, images=recon, metrics=metrics, method=method, steps=steps_max,
-                           seconds=seconds, loss=kind, noise=noise)
+                           seconds=seconds, loss=kind, noise=noise, precision=precision if method != "encoder" else "")
 
 
 def _invert_pti(G, images, encoder, steps, settings, offsets, identity, loss_fn, progress, seed, measure,

@@ -123,7 +123,8 @@ def feature_distance(feats_a: list[torch.Tensor], feats_b: list[torch.Tensor]) -
 
 
 class ReconstructionLoss(nn.Module):
-    """Per-image loss ``[N]`` = perceptual term + ``pixel_weight`` * MSE.
+    """Per-image loss ``[N]`` = perceptual term + ``pixel_weight`` * MSE
+    (+ ``identity_weight`` * :class:`IdentityLoss` when it is > 0).
 
     ``perceptual`` is LPIPS-VGG16 when a VGG16 file is found, else a feature distance in
     ``feature_fn`` (discriminator or encoder features), else nothing (pixel MSE only).
@@ -132,7 +133,7 @@ class ReconstructionLoss(nn.Module):
 
     def __init__(self, vgg16: str | Path | None = None, feature_fn: Callable | None = None,
                  feature_name: str = "features", pixel_weight: float = 1.0, perceptual_weight: float = 1.0,
-                 quiet: bool = False, use_vgg: bool = True):
+                 quiet: bool = False, use_vgg: bool = True, identity_weight: float = 0.0):
         super().__init__()
         self.pixel_weight = float(pixel_weight)
         self.perceptual_weight = float(perceptual_weight)
@@ -149,23 +150,79 @@ class ReconstructionLoss(nn.Module):
             _announced.append(True)  # once per process
             log.warning(FALLBACK_MESSAGE.format(env=VGG16_ENV, cache=vgg16_cache_path(), name=VGG16_FILENAME,
                                                 feat=f"pixel MSE + {feature_name} matching" if feature_fn else "pixel MSE only"))
-        self._target_feats, self._target_ref = None, None
+        self.identity_weight = float(identity_weight)
+        self.identity = IdentityLoss() if self.identity_weight > 0 else None
+        if self.identity is not None:
+            self.kind += f" + identity {self.identity_weight:g}"
+        self._target_feats, self._target_ref, self._active = None, None, None
 
     def set_target(self, target: torch.Tensor) -> None:
         """Cache target features (the target does not change during an optimisation)."""
+        self._target_ref, self._active = target, None
         if self.feature_fn is not None:
             with torch.no_grad():
                 self._target_feats = [f.detach() for f in self.feature_fn(target)]
-            self._target_ref = target
+        if self.identity is not None:
+            self.identity.set_target(target)
+
+    def select(self, active: list[int] | None) -> None:
+        """The next calls get only these rows of the cached target (faces that stopped early left)."""
+        self._active = None if active is None or len(active) == len(self._target_ref) else list(active)
+        if self.identity is not None:
+            self.identity.select(self._active)
+
+    def _cached(self, target: torch.Tensor) -> bool:
+        if self._target_ref is None:
+            return False
+        if self._active is None:
+            return target is self._target_ref
+        return target.shape[0] == len(self._active)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        loss = self.pixel_weight * (pred - target).pow(2).flatten(1).mean(1)
+        loss = self.pixel_weight * (pred.float() - target).pow(2).flatten(1).mean(1)
         if self.lpips is not None:
-            loss = loss + self.perceptual_weight * self.lpips(pred, target)
+            loss = loss + self.perceptual_weight * self.lpips(pred, target).float()
         elif self.feature_fn is not None:
-            if target is self._target_ref:
-                tf = self._target_feats
+            if self._cached(target) and self._target_feats is not None:
+                tf = self._target_feats if self._active is None else [f[self._active] for f in self._target_feats]
             else:
                 tf = [f.detach() for f in self.feature_fn(target)]
-            loss = loss + self.perceptual_weight * feature_distance(self.feature_fn(pred), tf)
+            loss = loss + self.perceptual_weight * feature_distance(self.feature_fn(pred), tf).float()
+        if self.identity is not None:
+            loss = loss + self.identity_weight * self.identity(pred, target, cached=self._cached(target))
         return loss
+
+
+class IdentityLoss(nn.Module):
+    """Per-image ``1 - cosine`` between face-recognition descriptors (``editkit.facenets``,
+    face-api's 128-D metric network) of ``pred`` and ``target`` [N, 3, H, W] in [-1, 1].
+
+    The whole aligned crop goes to the network (both images are framed alike), resized to its
+    150-px input inside :func:`editkit.facenets.analyze_tensor`; gradients flow to ``pred``.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._target, self._active = None, None
+
+    @staticmethod
+    def descriptors(images: torch.Tensor) -> torch.Tensor:
+        from editkit import facenets
+
+        return facenets.analyze_tensor(images.float(), networks=("recognition",)).descriptor
+
+    def set_target(self, target: torch.Tensor) -> None:
+        with torch.no_grad():
+            self._target = self.descriptors(target).detach()
+        self._active = None
+
+    def select(self, active: list[int] | None) -> None:
+        self._active = active
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, cached: bool = False) -> torch.Tensor:
+        if cached and self._target is not None:
+            ref = self._target if self._active is None else self._target[self._active]
+        else:
+            with torch.no_grad():
+                ref = self.descriptors(target)
+        return 1 - F.cosine_similarity(self.descriptors(pred), ref, dim=-1)

@@ -1,4 +1,5 @@
-"""Reconstruction quality: PSNR, SSIM and (when VGG16 weights are available) LPIPS, per image and averaged.
+"""Reconstruction quality: PSNR, SSIM, identity distance / similarity and (when VGG16 weights are
+available) LPIPS, per image and averaged.
 
 All functions take ``[N, 3, H, W]`` tensors in [-1, 1] and return per-image values ``[N]``;
 PSNR and SSIM are computed on the [0, 1] scale (peak 1), SSIM with the standard 11x11
@@ -50,13 +51,29 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: floa
     return m.flatten(1).mean(1)
 
 
-class QualityMeter:
-    """Computes PSNR, SSIM and LPIPS (if a VGG16 file is found) for batches of reconstructions."""
+@torch.no_grad()
+def identity(pred: torch.Tensor, target: torch.Tensor, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(distance, similarity)`` per image between the face-recognition descriptors of ``pred`` and
+    ``target`` (``editkit.facenets``: euclidean, < 0.6 = same person by face-api's convention; cosine)."""
+    from editkit import facenets
 
-    def __init__(self, vgg16: str | Path | None = None, lpips_model=None):
+    def desc(x):
+        return torch.cat([facenets.analyze_tensor(c.float(), networks=("recognition",)).descriptor
+                          for c in x.split(batch_size)])
+
+    a, b = desc(pred), desc(target)
+    return facenets.identity_distance(a, b), facenets.identity_similarity(a, b)
+
+
+class QualityMeter:
+    """Computes PSNR, SSIM, LPIPS (if a VGG16 file is found) and identity distance / similarity
+    (``editkit.facenets`` recognition network) for batches of reconstructions."""
+
+    def __init__(self, vgg16: str | Path | None = None, lpips_model=None, identity: bool = True):
         from .losses import LPIPSDistance, find_vgg16
 
         self.lpips = lpips_model
+        self.identity = identity
         if self.lpips is None:
             path = find_vgg16(vgg16)
             self.lpips = LPIPSDistance(path) if path is not None else None
@@ -69,6 +86,9 @@ class QualityMeter:
             out["lpips"] = self.lpips(pred.float(), target.float()).tolist()
         else:
             out["lpips"] = None
+        if self.identity:
+            dist, sim = identity(pred, target)
+            out["identity_distance"], out["identity_similarity"] = dist.tolist(), sim.tolist()
         return summarize(out)
 
 

@@ -2,7 +2,8 @@
 
 Every step draws a batch of the generator's own samples with known W+ codes (style-mixed, so
 the layers differ) - loss = ``latent_weight`` * MSE(codes) + ``image_weight`` * MSE(image)
-(+ LPIPS-VGG16 when a VGG16 file is found) - and, if ``real_data`` (a folder or zip of aligned
+(+ LPIPS-VGG16 when a VGG16 file is found, + ``id_weight`` * identity loss: 1 - cosine of the
+face-recognition descriptors of image and reconstruction, ``editkit.facenets``) - and, if ``real_data`` (a folder or zip of aligned
 face images) is given, a share of real images with the image loss only.
 
 Exact resume: Ctrl-C saves the finished steps; each step's batch is drawn from a generator seeded by (seed, step, rank), so the
@@ -33,7 +34,7 @@ from editkit.atomic import atomic_path, atomic_write_text
 from editkit.errors import BadInputError, CheckpointError, UsageError
 
 from .encoders import LatentEncoder, build_encoder, save_encoder
-from .losses import LPIPSDistance, find_vgg16
+from .losses import IdentityLoss, LPIPSDistance, find_vgg16
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -50,6 +51,7 @@ class EncoderTrainConfig:
     latent_weight: float = 1.0
     image_weight: float = 1.0
     lpips_weight: float = 0.8  # used only when a VGG16 file is found
+    id_weight: float = 0.0  # identity loss (1 - cosine of editkit.facenets recognition descriptors)
     truncation_psi: float = 1.0  # for the synthetic codes
     style_mix_prob: float = 0.9  # probability that a synthetic code mixes two w's
     real_data: str | None = None  # folder or zip of aligned face images (optional)
@@ -206,6 +208,9 @@ def train_encoder(G, config: EncoderTrainConfig | dict, out_dir: str | Path, res
 
     vgg = find_vgg16(cfg.vgg16)
     lpips = LPIPSDistance(vgg).to(device) if vgg is not None and cfg.lpips_weight > 0 else None
+    if cfg.id_weight < 0:
+        raise UsageError(f"id_weight must be >= 0, got {cfg.id_weight}")
+    identity = IdentityLoss().to(device) if cfg.id_weight > 0 else None
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         if lpips is None:
@@ -262,6 +267,9 @@ def train_encoder(G, config: EncoderTrainConfig | dict, out_dir: str | Path, res
             if lpips is not None:
                 losses["lpips"] = lpips(recon, x).mean()
                 loss = loss + cfg.lpips_weight * losses["lpips"]
+            if identity is not None:
+                losses["identity"] = identity(recon, x).mean()
+                loss = loss + cfg.id_weight * losses["identity"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

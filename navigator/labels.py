@@ -12,7 +12,8 @@ SHORT_NAMES = {
     "smile_width": "smile", "eye_open": "eyes-open", "face_size": "zoom", "face_x": "shift-x", "face_y": "shift-y",
     "skin_brightness": "skin-light", "skin_hue": "skin-hue", "hair_brightness": "hair-light", "hair_hue": "hair-hue",
     "background_brightness": "background-light", "background_hue": "background-hue", "age": "age",
-    "female": "feminine",
+    "female": "feminine", "identity_change": "identity", "neutral": "neutral", "happy": "happy", "sad": "sad",
+    "angry": "angry", "fearful": "fearful", "disgusted": "disgusted", "surprised": "surprised",
 }
 
 

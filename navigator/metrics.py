@@ -32,6 +32,9 @@ def attribute_responses(G, nav: Navigator, predictor: Predictor, n_samples: int 
     ``statistic='t'`` returns instead the t-statistic of the per-sample differences (mean divided by its
     standard error): unit-free and noise-aware, so an attribute that a weak predictor measures noisily
     (e.g. head roll from landmarks on a 64-px face) does not win by chance.
+
+    A predictor may define ``difference(out_plus, out_minus)`` (e.g. an identity distance instead of a
+    subtraction) and ``values(out)`` (its per-image attributes, for standardising); see face_probe.py.
     """
     if statistic not in ("mean", "t"):
         raise ValueError(f"statistic must be 'mean' or 't', not {statistic!r}")
@@ -45,14 +48,17 @@ def attribute_responses(G, nav: Navigator, predictor: Predictor, n_samples: int 
     def f(codes: torch.Tensor) -> torch.Tensor:
         return predictor(G.synthesis(codes, noise_mode="const")).double().cpu()
 
+    diff = getattr(predictor, "difference", None) or (lambda a, b: a - b)
+    values = getattr(predictor, "values", None) or (lambda a: a)
+
     sums, sq, base = None, None, []
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("attribute responses", total=n_samples)
         for i in range(0, n_samples, batch_size):
             ws = G.mapping(z[i:i + batch_size].to(dev), truncation_psi=truncation)
             if standardize and statistic == "mean":
-                base.append(f(ws))
-            d = torch.stack([torch.nan_to_num(f(nav.edit(ws, k, strength)) - f(nav.edit(ws, k, -strength)))
+                base.append(values(f(ws)))
+            d = torch.stack([torch.nan_to_num(diff(f(nav.edit(ws, k, strength)), f(nav.edit(ws, k, -strength))))
                              for k in ks])  # [K, n, A]
             sums = d.sum(1) if sums is None else sums + d.sum(1)
             sq = d.square().sum(1) if sq is None else sq + d.square().sum(1)

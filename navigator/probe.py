@@ -208,3 +208,21 @@ class LandmarkProbe:
         x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         arr = x.permute(0, 2, 3, 1).cpu().numpy()
         return torch.from_numpy(np.stack([self.attributes(a) for a in arr])).float()
+
+
+#: ``--probe`` choices: the pretrained face networks (default) or the original dlib landmark/colour probe
+PROBES = ("facenets", "dlib")
+
+
+def build_probe(name: str = "facenets", detect: bool = True, device: str | torch.device = "cpu"):
+    """An attribute probe by name (see :data:`PROBES`); each has ``names`` and maps images in [-1, 1]
+    [N, 3, H, W] to attribute values."""
+    from editkit.errors import UsageError
+
+    if name == "dlib":
+        return LandmarkProbe(detect=detect)
+    if name == "facenets":
+        from .face_probe import FaceNetProbe
+
+        return FaceNetProbe(device=device)
+    raise UsageError(f"unknown probe {name!r} (choose from {', '.join(PROBES)})")

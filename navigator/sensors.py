@@ -4,7 +4,12 @@
   generator image (no ImageNet normalisation) at full resolution — the paper's setting;
 * ``vgg16``: torchvision VGG16 with ImageNet weights, relu1_2 … relu5_3 (the LPIPS stages);
 * ``discriminator``: the block outputs of the generator's own discriminator (``D.features``);
-* ``random-alexnet``: AlexNet with a seeded random initialisation (no weights needed).
+* ``random-alexnet``: AlexNet with a seeded random initialisation (no weights needed);
+* ``facenets``: the stage outputs of the pretrained face networks shipped with editkit
+  (:mod:`editkit.facenets`: 68-landmark + expression + age/gender trunks together), or chosen trunks
+  with ``facenets-landmarks``, ``facenets-expression``, ``facenets-age-gender``,
+  ``facenets-recognition`` or a ``+``-joined list (``facenets-landmarks+recognition``). The whole
+  image goes in with face-api's preprocessing (differentiable).
 
 ImageNet weights are never downloaded: they come from a path given by the user or from the
 torch hub cache (``$TORCH_HOME/hub/checkpoints``); otherwise :class:`MissingWeightsError`.
@@ -20,7 +25,17 @@ from torch import nn
 
 from editkit.errors import CheckpointError, MissingWeightsError, UsageError
 
-SENSORS = ("alexnet", "vgg16", "discriminator", "random-alexnet")
+SENSORS = ("alexnet", "vgg16", "discriminator", "random-alexnet", "facenets", "facenets-landmarks",
+           "facenets-expression", "facenets-age-gender", "facenets-recognition")
+#: facenets sensor trunk name -> (editkit.facenets network, input size, stages used)
+FACENET_TRUNKS = {
+    "landmarks": ("landmarks68", 112, ("dense0", "dense1", "dense2", "dense3")),
+    "expression": ("expression", 112, ("dense0", "dense1", "dense2", "dense3")),
+    "age-gender": ("age_gender", 112, ("entry_conv_in", "entry_reduction_block_0", "entry_reduction_block_1",
+                                       "middle_main_block_1", "exit_reduction_block")),
+    "recognition": ("recognition", 150, ("conv32_down", "conv64_down", "conv128_down", "conv256_down")),
+}
+DEFAULT_FACENET_TRUNKS = ("landmarks", "expression", "age-gender")
 IMAGENET_FILES = {"alexnet": "alexnet-owt-7be5be79.pth", "vgg16": "vgg16-397923af.pth"}
 # Indices (into ``features``) after which a stage ends: the ReLUs.
 _STAGE_ENDS = {"alexnet": (1, 4, 7, 9, 11), "vgg16": (3, 8, 15, 22, 29)}
@@ -92,6 +107,49 @@ class DiscriminatorSensor(nn.Module):
         return super().train(False)
 
 
+class FaceNetSensor(nn.Module):
+    """Stage outputs of editkit's pretrained face networks (private, frozen copies, so moving the
+    sensor to a device leaves :func:`editkit.facenets.load`'s cache alone)."""
+
+    def __init__(self, trunks: tuple[str, ...] = DEFAULT_FACENET_TRUNKS):
+        super().__init__()
+        from editkit.facenets.weights import load_file, weights_path
+
+        bad = [t for t in trunks if t not in FACENET_TRUNKS]
+        if bad or not trunks:
+            raise UsageError(f"unknown facenets sensor trunk(s) {bad} (choose from {', '.join(FACENET_TRUNKS)})")
+        self.trunks = tuple(trunks)
+        self.nets = nn.ModuleDict({t: load_file(FACENET_TRUNKS[t][0], weights_path(FACENET_TRUNKS[t][0]))
+                                   for t in self.trunks})
+        self.name = "facenets" if self.trunks == DEFAULT_FACENET_TRUNKS else "facenets-" + "+".join(self.trunks)
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, img: torch.Tensor) -> list[torch.Tensor]:
+        from editkit.facenets import to_input
+
+        rgb = (img.float() + 1) * 127.5
+        inputs: dict[int, torch.Tensor] = {}
+        out = []
+        for t in self.trunks:
+            _, size, stages = FACENET_TRUNKS[t]
+            if size not in inputs:
+                inputs[size] = to_input(rgb, size)
+            feats = self.nets[t].features(inputs[size])
+            out.extend(feats[s] for s in stages)
+        return out
+
+    def train(self, mode: bool = True) -> "FaceNetSensor":
+        return super().train(False)
+
+
+def facenet_sensor(name: str) -> FaceNetSensor:
+    """``facenets`` (the default trunks) or ``facenets-<trunk>[+<trunk>...]``."""
+    if name == "facenets":
+        return FaceNetSensor()
+    return FaceNetSensor(tuple(name[len("facenets-"):].split("+")))
+
+
 def _torchvision_model(arch: str) -> nn.Module:
     import torchvision
     return getattr(torchvision.models, arch)(weights=None)
@@ -137,6 +195,8 @@ def build_sensor(name: str, weights: str | Path | None = None, discriminator: nn
         return imagenet_sensor(name, weights)
     if name == "random-alexnet":
         return random_alexnet(seed)
+    if name == "facenets" or name.startswith("facenets-"):
+        return facenet_sensor(name)
     if name == "discriminator":
         if discriminator is None:
             raise UsageError("--sensor discriminator needs a network file that contains a discriminator")

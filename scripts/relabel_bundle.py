@@ -26,7 +26,8 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def invert_stage(work: Path, G, enc, photos: list[str], template: str, steps: int) -> tuple[torch.Tensor, list[str]]:
+def invert_stage(work: Path, G, enc, photos: list[str], template: str, steps: int,
+                 n_faces: int | None) -> tuple[torch.Tensor, list[str]]:
     from inversion import invert
 
     from editkit.label_promise import real_faces
@@ -36,6 +37,9 @@ def invert_stage(work: Path, G, enc, photos: list[str], template: str, steps: in
         d = torch.load(path, weights_only=True)
         return d["ws"], json.loads(d["names"])
     faces, names = real_faces(photos, template=template, size=G.resolution)
+    if n_faces is not None and n_faces < len(names):  # evenly spaced over the (sorted) photos
+        keep = np.linspace(0, len(names) - 1, n_faces).round().astype(int).tolist()
+        faces, names = faces[keep], [names[i] for i in keep]
     log(f"inverting {len(faces)} real faces (hybrid, {steps} steps)")
     res = invert(G, faces, method="hybrid", encoder=enc, steps=steps)
     log(f"reconstruction PSNR {res.metrics['psnr_mean']:.2f} dB")
@@ -64,6 +68,7 @@ def main() -> None:
     ap.add_argument("--work", default="runs/promise")
     ap.add_argument("--photos", nargs="*", default=[PHOTOS])
     ap.add_argument("--steps", type=int, default=250, help="optimisation steps of the hybrid inversion")
+    ap.add_argument("--faces", type=int, default=None, help="use this many of the aligned faces (evenly spaced over the photos)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--stage", choices=("invert", "measure", "write"), default="write", help="stop after this stage")
     args = ap.parse_args()
@@ -81,8 +86,8 @@ def main() -> None:
     G = editkit.load_generator(bundle.generator_path)
     enc = load_encoder(bundle.encoder_path)
     template = bundle.alignment if isinstance(bundle.alignment, str) else "utkface"
-    ws, names = invert_stage(work, G, enc, args.photos, template, args.steps)
-    log(f"{len(names)} inverted faces")
+    ws, names = invert_stage(work, G, enc, args.photos, template, args.steps, args.faces)
+    log(f"{len(names)} inverted faces: {', '.join(names)}")
     if args.stage == "invert":
         return
     effects: dict[str, list[dict]] = {}

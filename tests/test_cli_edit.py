@@ -119,6 +119,7 @@ def test_edit_labels_negative_strength_several_edits_crops(bundle_dir, photo):
     (["edit", "{photo}", "-a", "0"], 2, "strength"),
     (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{bundle}", "--detector", "yolo"], 2, "--detector must be"),
     (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{bundle}", "--render", "paint"], 2, "--render must be"),
+    (["edit", "{photo}", "-a", "0", "-s", "1", "-m", "{bundle}", "--precision", "half"], 2, "unknown precision 'half'"),
     (["traverse", "{photo}", "-a", "0", "-o", "{tmp}/x.avi", "-m", "{bundle}"], 2, "unsupported output format"),
 ])
 def test_edit_errors_are_one_line_with_exit_codes(bundle_dir, tmp_path, photo, capsys, args, code, message):

@@ -6,7 +6,7 @@ import torch
 
 import editkit
 
-TOL = 1e-4
+TOL = 1e-5  # README: max abs error < 1e-5 against the golden outputs
 
 
 def _golden(fixtures_dir, name):

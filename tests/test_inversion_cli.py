@@ -53,8 +53,13 @@ def test_invert_aligned_crop_writes_latents_recon_and_quality(models, tmp_path, 
     assert data["ws"].shape == (1, G.num_ws, G.w_dim) and np.isfinite(data["ws"]).all()
     assert str(data["method"]) == "hybrid"
     report = json.loads((tmp_path / "res" / "latents.quality.json").read_text())
-    assert report["steps"] == 30 and report["method"] == "hybrid"
+    assert 0 < report["steps"] <= 30 and report["method"] == "hybrid"  # early stopping may end sooner
+    assert report["faces"][0]["steps"] == report["steps"]
     assert report["faces"][0]["psnr"] == pytest.approx(float(data["psnr"][0]), abs=1e-3)
+    face = report["faces"][0]  # identity of input and reconstruction (editkit.facenets descriptors)
+    assert face["identity_distance"] == pytest.approx(float(data["identity_distance"][0]), abs=1e-3)
+    assert face["identity_distance"] >= 0 and -1 <= face["identity_similarity"] <= 1
+    assert report["mean"]["identity_similarity"] == pytest.approx(face["identity_similarity"], abs=1e-4)
     assert report["mean"]["lpips"] is None and "fallback" in report["loss"]
     recon = np.asarray(Image.open(tmp_path / "res" / "latents.recon.png"))
     assert recon.shape[0] >= 16 and recon.shape[1] >= 32  # target | reconstruction
@@ -102,6 +107,27 @@ def test_train_encoder_command(models, tmp_path):
     enc = load_encoder(out / "encoder.safetensors")
     assert enc.arch == "light" and (out / "checkpoint.pt").is_file()
     assert main(["train", "encoder", "--generator", str(gpath), "--out", str(out), "--arch", "e4e"]) == 2
+
+
+def test_train_encoder_id_weight_option(models, tmp_path):
+    _, gpath, _, _ = models
+    out = tmp_path / "enc_id"
+    args = ["train", "encoder", "--generator", str(gpath), "--out", str(out), "--steps", "2", "--batch-size", "2",
+            "--width", "8", "--device", "cpu", "--id-weight"]
+    assert main(args + ["0.25"]) == 0
+    assert json.loads((out / "config.json").read_text())["id_weight"] == 0.25
+    assert all(json.loads(line)["identity"] > 0 for line in (out / "log.jsonl").read_text().splitlines())
+    assert main(args[:4] + [str(tmp_path / "other")] + args[5:] + ["-1"]) == 2  # negative weight refused
+
+
+def test_invert_identity_weight_and_precision_options(models, tmp_path):
+    _, gpath, epath, crop = models
+    out = tmp_path / "id.npz"
+    base = ["invert", str(crop), "--aligned", "--generator", str(gpath), "--encoder", str(epath), "--steps", "3"]
+    assert main(base + ["--id-weight", "0.5", "--precision", "float32", "--no-early-stop", "-o", str(out)]) == 0
+    report = json.loads((tmp_path / "id.quality.json").read_text())
+    assert "identity 0.5" in report["loss"] and report["precision"] == "float32" and report["steps"] == 3
+    assert main(base + ["--precision", "fp8", "-o", str(tmp_path / "bad.npz")]) == 2
 
 
 def test_invert_every_face_of_a_group_photo(models, tmp_path):

@@ -243,7 +243,7 @@ def test_cli_train_and_evaluate(tmp_path, monkeypatch, capsys):
                  "--sensor", "discriminator", "--no-progress"]) == 2
     capsys.readouterr()
     ev = tmp_path / "eval"
-    args = ["evaluate", "--generator", str(net), "--samples", "3", "--batch-size", "3", "--no-detect",
+    args = ["evaluate", "--generator", str(net), "--samples", "3", "--batch-size", "3", "--probe", "dlib", "--no-detect",
             "--no-progress", "--out", str(ev)]
     assert main([*args, "--navigator", str(out / "navigator.safetensors")]) == 0
     printed = capsys.readouterr().out

@@ -3,6 +3,7 @@ Editor.edit's own results, bad files get one-line messages, sessions are isolate
 from __future__ import annotations
 
 import io
+import urllib.parse
 import time
 
 import numpy as np
@@ -18,7 +19,8 @@ FACE, K, S = 0, 13, 2.0  # direction 13 is the bundled model's 'smile'
 def editor():
     from editkit import Editor
 
-    return Editor(method="hybrid", invert_options={"steps": 4})  # a short refine keeps the test fast
+    # a short refine keeps the test fast; the face-network report (not shown by the page) is skipped, as by `serve`
+    return Editor(method="hybrid", invert_options={"steps": 4}, analyze_faces=False)
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +228,16 @@ def test_the_service_keeps_the_given_session_store(editor):
         assert EditorService(editor, store).sessions is store  # an empty store is falsy: not replaced
     finally:
         store.close()
+
+
+def test_malformed_bodies_get_one_line_errors(client, sid):
+    r = client.post(f"/api/sessions/{sid}/preview", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json() == {"error": "bad request: the body must be a JSON object"}
+
+
+def test_strength_warnings_reach_the_page(client, sid, editor):
+    hi = editor.directions()[K].strength_range[1]
+    r = client.post(f"/api/sessions/{sid}/preview", json={"face": FACE, "edits": [[K, hi * 1.2]]})
+    assert r.status_code == 200 and "recommended" in urllib.parse.unquote(r.headers["x-editkit-warnings"])
+    r = client.post(f"/api/sessions/{sid}/preview", json={"face": FACE, "edits": [[K, hi / 2]]})
+    assert r.headers["x-editkit-warnings"] == ""

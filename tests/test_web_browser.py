@@ -88,7 +88,7 @@ def editor():
     from inversion.align.detection import hog_detector, shape_predictor
 
     hog_detector(), shape_predictor()
-    return Editor(invert_options={"steps": STEPS})
+    return Editor(invert_options={"steps": STEPS}, analyze_faces=False)
 
 
 def js_number(x: float) -> str:
@@ -182,9 +182,11 @@ def test_edit_in_the_browser(server, browser, editor, tmp_path):
     page.wait_for_selector("#gif-out:not([hidden])")
     assert page.get_attribute("#gif-link", "download") == f"{TWO_FACES.stem}.traverse-attr{K}.gif"
 
-    # a text file: a message on the page, the photo stays
-    page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain",
-                                          "buffer": b"not a photo at all\n" * 20}])
+    # a text file dropped on the page: a message, the photo stays
+    drop = page.evaluate_handle("""() => { const dt = new DataTransfer();
+        dt.items.add(new File(["not a photo at all\\n".repeat(20)], "notes.txt", { type: "text/plain" }));
+        return dt; }""")
+    page.dispatch_event("#stage", "drop", {"dataTransfer": drop})
     page.wait_for_selector("body[data-state=error] #message:not([hidden])")
     msg = page.inner_text("#message")
     assert msg.startswith("notes.txt: not an image file") and "Traceback" not in msg

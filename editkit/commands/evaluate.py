@@ -61,7 +61,8 @@ def evaluate_cmd(
     baseline_directions: int = typer.Option(30, "--baseline-directions", help="K for a ganspace/sefa baseline."),
     baseline_layers: Optional[str] = typer.Option(None, "--baseline-layers", help="W+ layers a ganspace/sefa baseline edits, e.g. '0-4' or '0,2,5' (default: all)."),
     pca_samples: int = typer.Option(100_000, "--pca-samples", help="Mapped samples for the ganspace PCA basis."),
-    detect: bool = typer.Option(True, "--detect/--no-detect", help="Detect faces with dlib (off: use the aligned-face box)."),
+    probe_name: str = typer.Option("facenets", "--probe", help="Attribute probe: facenets (pretrained face networks: age, gender, 7 expressions, pose, mouth/eyes, identity change, colours) or dlib (the original landmark/colour probe, for comparison with earlier results)."),
+    detect: bool = typer.Option(True, "--detect/--no-detect", help="--probe dlib: detect faces with dlib (off: use the aligned-face box)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Codes per synthesis batch."),
     seed: int = typer.Option(0, "--seed", help="Seed of the evaluation codes."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
@@ -70,13 +71,14 @@ def evaluate_cmd(
 ) -> None:
     """Score a navigator with the paper's two metrics and the authors' settings (500 samples, truncation
     0.5, constant noise, strength 0.1, the first 30 directions after perceptual ordering), measured with
-    the offline landmark/colour attribute probe: per-direction top attributes, disentanglement score and
-    discovered attributes; writes JSON and a heat map. The output says which predictor was used: scores
-    from it are not the paper's numbers (the authors' 24-attribute ResNet-50 is not available)."""
+    an offline attribute probe (pretrained face networks, or dlib landmarks + colour regions): per-direction
+    top attributes, disentanglement score and discovered attributes; writes JSON and a heat map. The output
+    says which predictor was used: scores from it are not the paper's numbers (the authors' 24-attribute
+    ResNet-50 is not available)."""
     import torch
     from ..checkpoints import load_generator
     from navigator.metrics import attribute_responses, protocol_note, save_heatmap, summarize
-    from navigator.probe import LandmarkProbe
+    from navigator.probe import PROBES, build_probe
 
     if quality:
         return _quality(generator, out, real, quality_samples, 1.0 if truncation is None else truncation, seed,
@@ -84,6 +86,8 @@ def evaluate_cmd(
     truncation = 0.5 if truncation is None else truncation
     if navigator is None:
         raise UsageError("--navigator is required (or pass --quality to measure the generator)")
+    if probe_name not in PROBES:
+        raise UsageError(f"--probe must be one of {', '.join(PROBES)}, got {probe_name!r}")
     if order not in ("auto", "index", "magnitude"):
         raise UsageError(f"--order must be auto, index or magnitude, got {order!r}")
     json_path, png_path = out / "evaluation.json", out / "heatmap.png"
@@ -95,7 +99,7 @@ def evaluate_cmd(
     top_n = min(top, nav.num_directions) if top else None
     if order == "auto":
         order = "magnitude" if top_n is not None and top_n < nav.num_directions else "index"
-    probe = LandmarkProbe(detect=detect)
+    probe = build_probe(probe_name, detect=detect, device=dev)
     R = attribute_responses(G, nav, probe, n_samples=samples, strength=strength, truncation=truncation,
                             batch_size=batch_size, seed=seed, progress=progress)
     idx = list(range(nav.num_directions))
@@ -111,10 +115,13 @@ def evaluate_cmd(
             mags = perceptual_magnitude(G, nav, ws, build_sensor(sensor, sensor_weights).to(dev), strength)
         idx = order_by_magnitude(mags)
     result = summarize(R, probe.names, order=idx, top=top_n)
-    protocol = protocol_note("editkit's offline landmark/region probe (dlib 68 landmarks + colour regions)",
+    predictor = ("editkit's offline landmark/region probe (dlib 68 landmarks + colour regions)" if probe_name == "dlib"
+                 else "editkit's face-network probe (face-api age/gender, expression, 68 landmarks, identity + colour regions)")
+    protocol = protocol_note(predictor,
                              len(probe.names), samples, truncation, strength, top_n, statistic="standardized mean")
     result.update(generator=str(generator), navigator=str(navigator), samples=samples, strength=strength,
-                  truncation=truncation, noise="const", order_by=order, probe="landmarks+regions", standardized=True,
+                  truncation=truncation, noise="const", order_by=order,
+                  probe="landmarks+regions" if probe_name == "dlib" else "facenets", standardized=True,
                   protocol=protocol,
                   labels=[nav.labels[k] for k in idx],
                   magnitudes=None if mags is None else [float(mags[k]) for k in idx])

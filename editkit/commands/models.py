@@ -28,10 +28,10 @@ def convert_cmd(
 # --- registry commands (list / add / info / verify / download / remove) -------------------------------------
 
 def _print_json_or_table(rows: list[dict], columns: list[str], as_json: bool, title: str) -> None:
-    import json
-
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, default=str))
+        from ..console import emit_json
+
+        emit_json(rows)  # printed even with --quiet
         return
     from rich.console import Console
     from rich.table import Table

@@ -38,6 +38,7 @@ def train_encoder_cmd(
     latent_weight: float = typer.Option(1.0, "--latent-weight", help="Weight of the code loss on generated samples (known W+)."),
     image_weight: float = typer.Option(1.0, "--image-weight", help="Weight of the pixel MSE reconstruction loss."),
     lpips_weight: float = typer.Option(0.8, "--lpips-weight", help="Weight of LPIPS (only when VGG16 weights are found)."),
+    id_weight: float = typer.Option(0.0, "--id-weight", min=0.0, help="Weight of the identity loss (1 - cosine of editkit.facenets face-recognition descriptors of image and reconstruction); 0 = off. Costs about one recognition-network forward/backward per image."),
     width: int = typer.Option(32, "--width", min=4, help="Light encoder: channels of its first stage."),
     checkpoint_every: int = typer.Option(1000, "--checkpoint-every", min=1, help="Write checkpoint.pt every N steps."),
     preview_every: int = typer.Option(1000, "--preview-every", min=1, help="Write preview.png (targets over reconstructions) every N steps."),
@@ -72,7 +73,7 @@ def train_encoder_cmd(
     cfg = EncoderTrainConfig(arch=arch, steps=steps, batch_size=batch_size, lr=lr,
                              real_data=str(real_data) if real_data else None, real_fraction=real_fraction,
                              truncation_psi=truncation_psi, latent_weight=latent_weight, image_weight=image_weight,
-                             lpips_weight=lpips_weight, width=width, checkpoint_every=checkpoint_every,
+                             lpips_weight=lpips_weight, id_weight=id_weight, width=width, checkpoint_every=checkpoint_every,
                              preview_every=preview_every, seed=seed, vgg16=str(vgg16) if vgg16 else None)
     train_encoder(G, cfg, out, resume=resume, device=dev, progress=True)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -42,7 +42,7 @@ def train_navigator_cmd(
     directions: Optional[int] = typer.Option(None, "--directions", "-k", min=1, help="Number of directions K to discover (paper 30, real-image model 64)."),
     kimg: Optional[float] = typer.Option(None, "--kimg", help="Training length in thousands of training codes (paper: 200)."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Global batch size b (even for binary; split over torchrun processes; paper 12 binary, 10 prototype, 8 real-image)."),
-    sensor: str = typer.Option("alexnet", "--sensor", help="Feature network: alexnet (paper), vgg16, discriminator (the network file's D) or random-alexnet."),
+    sensor: str = typer.Option("alexnet", "--sensor", help="Feature network: alexnet (paper), vgg16, discriminator (the network file's D), random-alexnet, or the shipped pretrained face networks: facenets (landmark + expression + age/gender trunks), facenets-landmarks, facenets-expression, facenets-age-gender, facenets-recognition or a '+' list, e.g. facenets-landmarks+recognition."),
     sensor_weights: Optional[Path] = typer.Option(None, "--sensor-weights", help="Local torchvision ImageNet weights for alexnet/vgg16 (default: $TORCH_HOME/hub/checkpoints)."),
     direction_source: str = typer.Option("pca", "--direction-source", help="pca: ContraFeat directions in the top-N PCA subspace; free: free directions in W; ganspace / sefa: fixed baseline directions, train only the attention (+attention)."),
     components: Optional[int] = typer.Option(None, "--components", help="N, the number of top PCA components spanning the directions (paper: 100; real-image model 300)."),

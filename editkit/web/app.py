@@ -29,6 +29,7 @@ from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -95,6 +96,10 @@ def create_app(service: EditorService, host: str = "127.0.0.1", sweep_every: flo
     @app.exception_handler(EditkitError)
     async def _expected(request: Request, exc: EditkitError):
         return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        return JSONResponse({"error": "bad request: the body must be a JSON object"}, status_code=400)
 
     @app.exception_handler(TooLarge)
     async def _too_large(request: Request, exc: TooLarge):
@@ -164,9 +169,10 @@ def create_app(service: EditorService, host: str = "127.0.0.1", sweep_every: flo
     def preview(sid: str, body: dict) -> Response:
         session = sessions.get(sid)
         face, method, edits = _edit_args(body)
-        png, (x, y, w, h) = service.preview_patch(session, face, method, edits)
+        png, (x, y, w, h), notes = service.preview_patch(session, face, method, edits)
         return Response(png, media_type="image/png",
                         headers={"X-Editkit-Patch": f"{x},{y},{w},{h}",
+                                 "X-Editkit-Warnings": urllib.parse.quote("; ".join(notes)),
                                  "X-Editkit-Command": service.command(session, face, method, edits)})
 
     @app.post("/api/sessions/{sid}/download")

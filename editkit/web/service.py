@@ -165,8 +165,8 @@ class EditorService:
             return self.editor.edit(session.photo, attrs, strengths, inverted=[inv])
 
     def preview_patch(self, session: Session, face: int, method: str,
-                      edits: list[tuple[int, float]]) -> tuple[bytes, tuple[int, int, int, int]]:
-        """The part of the edited photo that differs from the photo: (PNG, (x, y, width, height)).
+                      edits: list[tuple[int, float]]) -> tuple[bytes, tuple[int, int, int, int], list[str]]:
+        """The part of the edited photo that differs from the photo: (PNG, (x, y, width, height), warnings).
 
         The page draws it over the photo it already has, so a move costs the same on a 2 MP or a
         20 MP photo. Only the region around the edited faces is compared (rendering changes nothing
@@ -182,10 +182,11 @@ class EditorService:
         x1, y1 = np.minimum(np.ceil(hi + pad).astype(int) + 1, [w, h])
         changed = np.any(img[y0:y1, x0:x1] != src[y0:y1, x0:x1], axis=2)
         rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+        notes = list(getattr(res, "warnings", []) or [])
         if not len(rows):
-            return b"", (0, 0, 0, 0)
+            return b"", (0, 0, 0, 0), notes
         ty0, ty1, tx0, tx1 = y0 + rows[0], y0 + rows[-1] + 1, x0 + cols[0], x0 + cols[-1] + 1
-        return png_bytes(img[ty0:ty1, tx0:tx1]), (int(tx0), int(ty0), int(tx1 - tx0), int(ty1 - ty0))
+        return png_bytes(img[ty0:ty1, tx0:tx1]), (int(tx0), int(ty0), int(tx1 - tx0), int(ty1 - ty0)), notes
 
     def download(self, session: Session, face: int, method: str, edits: list[tuple[int, float]]) -> tuple[str, str, bytes]:
         """(file name, media type, bytes) of the whole edited photo, written by ``EditResult.save``."""
@@ -205,7 +206,8 @@ class EditorService:
             raise UsageError(f"frames must be 2..96, got {frames}")
         inv = self.inversion(session, face, method)
         with self.lock:
-            trav = self.editor.traverse(None, [int(direction)], None, frames=int(frames), face=face, ws=inv.ws)
+            trav = self.editor.traverse(session.photo, [int(direction)], None, frames=int(frames), face=face,
+                                        inverted=inv)
         name = f"{Path(session.name).stem}.traverse-attr{int(direction)}.gif"
         return name, self._written(session, lambda p: trav.save(p), ".gif")
 

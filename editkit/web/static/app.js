@@ -118,7 +118,8 @@ async function run() {
       $("command").textContent = r.headers.get("X-Editkit-Command") || "";
       paint();
       document.body.dataset.preview = key;
-      status(`preview in ${Math.round(performance.now() - t0)} ms`);
+      const warn = decodeURIComponent(r.headers.get("X-Editkit-Warnings") || "");
+      status(`preview in ${Math.round(performance.now() - t0)} ms` + (warn ? ` · ${warn}` : ""));
     }
     showMessage("");
     setState("ready");
