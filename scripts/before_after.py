@@ -5,7 +5,7 @@ Each row: the whole photo (small, the face boxed) | the face before | after with
 the photo's own resolution with no rescaling, so sharpness can be judged.
 
     python scripts/before_after.py                      # docs/images/before_after.png
-    python scripts/before_after.py a.jpg b.jpg --attr smile --strength 3 -o sheet.png
+    python scripts/before_after.py a.jpg b.jpg --attr 13 --strength 3 -o sheet.png
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("photos", nargs="*", type=Path)
-    ap.add_argument("--attr", default="smile")
+    ap.add_argument("--attr", default="13")
     ap.add_argument("--strength", type=float, default=3.0)
     ap.add_argument("--method", default="hybrid")
     ap.add_argument("--steps", type=int, default=None)
