@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from .quality import compare_features
+from .quality import QualityScores, compare_features
 
 SPACES = ("descriptor", "trunk")
 DEFAULT_SAMPLES = 5000
@@ -126,20 +126,11 @@ def real_features(source: str | Path, resolution: int, n: int, space: str = "des
 
 
 @dataclass
-class GeneratorQuality:
+class GeneratorQuality(QualityScores):
     """FD and precision/recall of a generator against a real set, in one feature space."""
 
-    space: str
-    fd: float
-    precision: float
-    recall: float
-    n_real: int
-    n_fake: int
-    k: int
-    truncation: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+    space: str = ""
+    truncation: float = 1.0
 
 
 def measure_generator(G, real: str | Path, n_fake: int = DEFAULT_SAMPLES, n_real: int = DEFAULT_SAMPLES,
@@ -150,7 +141,7 @@ def measure_generator(G, real: str | Path, n_fake: int = DEFAULT_SAMPLES, n_real
     out = {}
     for space in spaces:
         s = compare_features(real_features(real, G.resolution, n_real, space, seed=real_seed), fake[space], k=k)
-        out[space] = GeneratorQuality(space, s.fd, s.precision, s.recall, s.n_real, s.n_fake, k, truncation)
+        out[space] = GeneratorQuality(**s.as_dict(), space=space, truncation=truncation)
     return out
 
 
