@@ -1,6 +1,6 @@
 """Edit the faces of a photo with the Python API (several directions at once) and save the results.
 
-    .venv/bin/python examples/edit_photo.py PHOTO [--model BUNDLE] [--attr yaw --strength 0.5 ...] [-o OUT]
+    .venv/bin/python examples/edit_photo.py PHOTO [--model BUNDLE] [--attr skin-light --strength 0.5 ...] [-o OUT]
 
 Writes OUT (the full photo with the edits transferred onto its own pixels) and OUT-stem.crops.png (aligned faces
 before | after), then prints each face's inversion quality.

@@ -8,7 +8,7 @@ import typer
 from ..cli_app import app
 from ..defaults import DEFAULT_MIN_FACE_SCORE
 from ..errors import UsageError
-from .edit import _DET_HELP, _DEVICE_HELP, _ENC_HELP, _GEN_HELP, _MODEL_HELP, _NAV_HELP, _SCORE_HELP, _STEPS_HELP, _UPS_HELP
+from .edit import DEFAULT_DEVICE, _DET_HELP, _DEVICE_HELP, _ENC_HELP, _GEN_HELP, _MODEL_HELP, _NAV_HELP, _SCORE_HELP, _STEPS_HELP, _UPS_HELP
 
 
 @app.command("serve")
@@ -19,7 +19,7 @@ def serve_cmd(
     navigator: Optional[str] = typer.Option(None, "--navigator", help=_NAV_HELP),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; anything but loopback exposes the editor to the network (a warning is printed)."),
     port: int = typer.Option(7860, "--port", "-p", min=0, max=65535, help="Port (0: any free port; the address is printed)."),
-    device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
+    device: str = typer.Option(DEFAULT_DEVICE, "--device", help=_DEVICE_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help=_STEPS_HELP + " Used by 'refine'."),
     detector: str = typer.Option("hog", "--detector", help=_DET_HELP),
     upsample: int = typer.Option(1, "--upsample", min=0, max=3, help=_UPS_HELP),
@@ -37,7 +37,7 @@ def serve_cmd(
 
     opts: list[str] = []
     for flag, value, default in (("--model", model, None), ("--generator", generator, None), ("--encoder", encoder, None),
-                                 ("--navigator", navigator, None), ("--device", device, "cpu"), ("--steps", steps, None),
+                                 ("--navigator", navigator, None), ("--device", device, DEFAULT_DEVICE), ("--steps", steps, None),
                                  ("--detector", detector, "hog"), ("--upsample", upsample, 1),
                                  ("--min-score", min_score, DEFAULT_MIN_FACE_SCORE)):
         if value is not None and value != default:
