@@ -123,9 +123,6 @@ def test_edit_in_the_browser(server, browser, editor, tmp_path):
     assert page.locator("#others").get_attribute("open") is None  # unnamed directions start collapsed
     named = [f"{lab} ({k})" for k, lab in enumerate(editor.navigator.labels) if lab]
     assert named and all(n in page.inner_text("#named") for n in named)  # named directions first, with index
-    if not editor.navigator.labels[K]:
-        page.click("#others > summary")  # the direction is listed by index among the others
-        page.wait_for_selector("#others[open]")
 
     page.set_input_files("#file", str(TWO_FACES))
     page.wait_for_selector("body.has-photo[data-state=ready][data-preview='0|encoder|']")
@@ -134,7 +131,11 @@ def test_edit_in_the_browser(server, browser, editor, tmp_path):
     start = shown_image(page)
     np.testing.assert_array_equal(start, editor.edit(TWO_FACES, 0, 0.0, faces=[0], method="encoder").image)
 
+    if not editor.navigator.labels[K]:
+        page.click("#others > summary")  # the direction is listed by index among the others
+        page.wait_for_selector("#others[open]")
     # drag direction K's slider with the mouse and release it
+    page.locator(f"#s{K}").scroll_into_view_if_needed()
     box = page.locator(f"#s{K}").bounding_box()
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + box["width"] / 2, y)
