@@ -36,7 +36,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SHARED = Path("/work/shared/data/photos/unaligned")
 PHOTOS = ["fr_obama.jpg", "dlib_tom_cruise.jpg", "hyperstyle_face_image.jpg", "fa_aflw_test.jpg",
           "fr_two_people.jpg", "dlib_voc_2008_001009.jpg", "gfpgan_10045.png", "fr_obama_and_biden.jpg",
           "insightface_t1.jpg"]
@@ -45,8 +44,10 @@ ATTRIBUTE = {"smile": "smile_width", "skin-light": "skin_brightness", "skin-hue"
 MODES = ("generated", "transfer")
 
 
-def photo_paths() -> list[Path]:
-    found = [SHARED / p for p in PHOTOS if (SHARED / p).is_file()]
+def photo_paths(folder: Path | None = None) -> list[Path]:
+    """The photos of ``folder`` named in PHOTOS (e.g. the project's shared test photos), else the
+    repository's own real fixture photos."""
+    found = [folder / p for p in PHOTOS if (folder / p).is_file()] if folder else []
     return found or sorted((ROOT / "tests" / "fixtures" / "product").glob("*.jpg"))
 
 
@@ -88,8 +89,9 @@ def main(argv=None) -> int:
     from navigator.probe import ATTRIBUTES, LandmarkProbe
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--photo-dir", type=Path, default=None, help="folder with the test photos (default: the fixtures)")
     ap.add_argument("--methods", default="encoder,hybrid,pti")
-    ap.add_argument("--attrs", default="smile,skin-light")
+    ap.add_argument("--attrs", default="skin-light")
     ap.add_argument("--max-faces", type=int, default=10, help="faces in all (first photos first)")
     ap.add_argument("--pti-faces", type=int, default=3, help="faces for the slow pti method")
     ap.add_argument("--steps", type=int, default=100, help="optimisation steps of hybrid (and of pti's pivot)")
@@ -105,7 +107,7 @@ def main(argv=None) -> int:
     probe = LandmarkProbe()
 
     faces = []  # (photo path, Photo, face index)
-    for p in photo_paths():
+    for p in photo_paths(args.photo_dir):
         src = read_photo(p)
         for f in ed.align(src):
             if len(faces) < args.max_faces:

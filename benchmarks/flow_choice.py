@@ -28,14 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 PHOTOS = ["fr_obama.jpg", "dlib_tom_cruise.jpg", "hyperstyle_face_image.jpg", "fa_aflw_test.jpg",
           "fr_two_people.jpg", "dlib_voc_2008_001009.jpg", "gfpgan_10045.png", "insightface_t1.jpg"]
-SHARED = Path("/work/shared/data/photos/unaligned")
 
 
-def photo_paths(n: int) -> list[Path]:
-    found = [SHARED / p for p in PHOTOS if (SHARED / p).is_file()]
-    if not found:
-        found = sorted((ROOT / "tests" / "fixtures" / "product").glob("*.jpg"))
-    return found[:n]
+def photo_paths(n: int, folder: Path | None = None) -> list[Path]:
+    """The first ``n`` photos of ``folder`` named in PHOTOS, else the repository's own fixture photos."""
+    found = [folder / p for p in PHOTOS if (folder / p).is_file()] if folder else []
+    return (found or sorted((ROOT / "tests" / "fixtures" / "product").glob("*.jpg")))[:n]
 
 
 def main(argv=None) -> int:
@@ -48,12 +46,13 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--photos", type=int, default=8)
+    ap.add_argument("--photo-dir", type=Path, default=None, help="folder with the test photos (default: the fixtures)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "flow_choice.json")
     args = ap.parse_args(argv)
     ed = editkit.Editor(method="encoder")
     nav = ed.navigator
     pairs = []
-    for p in photo_paths(args.photos):
+    for p in photo_paths(args.photos, args.photo_dir):
         for fi in ed.invert(p):
             w = fi.ws[None]
             for k in range(nav.num_directions):

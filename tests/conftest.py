@@ -14,6 +14,13 @@ torch.set_num_threads(int(os.environ.get("EDITKIT_TEST_THREADS", "1")))
 
 
 @pytest.fixture
+def no_vgg16(monkeypatch, tmp_path):
+    """Tests must not depend on a VGG16 file that happens to be in the user's torch cache."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.delenv("EDITKIT_VGG16", raising=False)
+
+
+@pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
 

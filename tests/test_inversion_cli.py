@@ -17,10 +17,7 @@ from inversion.encoders import build_encoder
 PHOTO = Path(__file__).parent / "fixtures" / "align" / "fr_obama_240p.jpg"  # one face
 
 
-@pytest.fixture(autouse=True)
-def _no_vgg(monkeypatch, tmp_path):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.delenv("EDITKIT_VGG16", raising=False)
+pytestmark = pytest.mark.usefixtures("no_vgg16")
 
 
 @pytest.fixture

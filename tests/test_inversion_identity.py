@@ -17,10 +17,7 @@ from inversion.metrics import QualityMeter, identity
 CROPS = Path(__file__).parent / "fixtures" / "golden" / "faceapi" / "crops"
 
 
-@pytest.fixture(autouse=True)
-def _no_vgg(monkeypatch, tmp_path):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.delenv("EDITKIT_VGG16", raising=False)
+pytestmark = pytest.mark.usefixtures("no_vgg16")
 
 
 def real_faces(size: int, names=("01_ffhq_00001.png", "04_gfpgan_Julia_Roberts_crop.png")) -> torch.Tensor:

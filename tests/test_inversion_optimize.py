@@ -17,11 +17,7 @@ from inversion.train_encoder import EncoderTrainConfig, train_encoder
 TARGET_DB = 30.0
 
 
-@pytest.fixture(autouse=True)
-def _no_vgg(monkeypatch, tmp_path):
-    """Tests must not depend on a VGG16 file that happens to be in the user's torch cache."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.delenv("EDITKIT_VGG16", raising=False)
+pytestmark = pytest.mark.usefixtures("no_vgg16")
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,7 @@ from inversion.optimize import Convergence, ProjectorSchedule, optimize_latents
 inv_mod = importlib.import_module("inversion.invert")  # the module (the package exports the function)
 
 
-@pytest.fixture(autouse=True)
-def _no_vgg(monkeypatch, tmp_path):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.delenv("EDITKIT_VGG16", raising=False)
+pytestmark = pytest.mark.usefixtures("no_vgg16")
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,7 @@ from inversion.train_encoder import EncoderTrainConfig, RealImages, load_checkpo
 TINY = dict(batch_size=4, width=8, lr=1e-3, checkpoint_every=2, preview_every=2)
 
 
-@pytest.fixture(autouse=True)
-def _no_vgg(monkeypatch, tmp_path):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.delenv("EDITKIT_VGG16", raising=False)
+pytestmark = pytest.mark.usefixtures("no_vgg16")
 
 
 def _state(enc):
